@@ -1,0 +1,125 @@
+/**
+ * The one place Stratus reads its environment. Every variable is parsed by a schema at start-up;
+ * a bad value stops the process with a message naming the variable (see ConfigError).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const optionalText = z.string().trim().min(1).optional();
+
+/** Variable name → schema. Empty strings count as unset. */
+const schema = z.object({
+  STRATUS_DATA_DIR: z.string().default('./.stratus'),
+  STRATUS_API_HOST: z.string().default('127.0.0.1'),
+  STRATUS_API_PORT: port.default(8080),
+  STRATUS_PUBLIC_URL: z.url().optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s/:]+:\d+$/, 'must be host:port')
+    .optional(),
+  TEMPORAL_NAMESPACE: z.string().regex(/^[A-Za-z0-9._-]+$/).default('stratus'),
+  TEMPORAL_PORT: port.default(7233),
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_UI_URL: z.url().optional(),
+  TEMPORAL_CLI_PATH: optionalText,
+  STRATUS_LIBVIRT_URI: z.string().min(1).default('test:///default'),
+  STRATUS_HOST_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'must be a host name (letters, digits, dots, dashes)')
+    .default(() => os.hostname().split('.')[0] ?? 'localhost'),
+  STRATUS_HOST_VCPUS: positiveInt.optional(),
+  STRATUS_HOST_RAM_MB: positiveInt.optional(),
+  STRATUS_HOST_DISK_GB: positiveInt.optional(),
+  STRATUS_HOST_HEARTBEAT_SECONDS: positiveInt.default(10),
+  STRATUS_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
+  STRATUS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type RawConfig = z.infer<typeof schema>;
+
+export interface Config {
+  dataDir: string;
+  api: { host: string; port: number; publicUrl: string };
+  database: { kind: 'postgres'; url: string } | { kind: 'pglite'; dir: string };
+  temporal: {
+    /** host:port of an existing server; undefined means "start the embedded dev server". */
+    address: string | undefined;
+    namespace: string;
+    port: number;
+    uiPort: number;
+    uiUrl: string;
+    cliPath: string | undefined;
+  };
+  host: {
+    name: string;
+    libvirtUri: string;
+    /** Capacity overrides; unset fields are read from libvirt. */
+    vcpus: number | undefined;
+    ramMb: number | undefined;
+    diskGb: number | undefined;
+    heartbeatSeconds: number;
+  };
+  identity: { adminPassword: string | undefined; tokenTtlSeconds: number };
+  logLevel: RawConfig['LOG_LEVEL'];
+}
+
+/** A bad or missing configuration value; `message` names the variable and is fit to print alone. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const cleaned = Object.fromEntries(
+    Object.keys(schema.shape).map((key) => [key, env[key] === '' ? undefined : env[key]]),
+  );
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '?');
+      return `${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(e.STRATUS_DATA_DIR);
+  return {
+    dataDir,
+    api: {
+      host: e.STRATUS_API_HOST,
+      port: e.STRATUS_API_PORT,
+      publicUrl: (e.STRATUS_PUBLIC_URL ?? `http://localhost:${e.STRATUS_API_PORT}`).replace(/\/$/, ''),
+    },
+    database: e.DATABASE_URL
+      ? { kind: 'postgres', url: e.DATABASE_URL }
+      : { kind: 'pglite', dir: path.join(dataDir, 'db') },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      port: e.TEMPORAL_PORT,
+      uiPort: e.TEMPORAL_UI_PORT,
+      uiUrl: (e.TEMPORAL_UI_URL ?? `http://localhost:${e.TEMPORAL_UI_PORT}`).replace(/\/$/, ''),
+      cliPath: e.TEMPORAL_CLI_PATH,
+    },
+    host: {
+      name: e.STRATUS_HOST_NAME,
+      libvirtUri: e.STRATUS_LIBVIRT_URI,
+      vcpus: e.STRATUS_HOST_VCPUS,
+      ramMb: e.STRATUS_HOST_RAM_MB,
+      diskGb: e.STRATUS_HOST_DISK_GB,
+      heartbeatSeconds: e.STRATUS_HOST_HEARTBEAT_SECONDS,
+    },
+    identity: { adminPassword: e.STRATUS_ADMIN_PASSWORD, tokenTtlSeconds: e.STRATUS_TOKEN_TTL_SECONDS },
+    logLevel: e.LOG_LEVEL,
+  };
+}

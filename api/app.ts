@@ -1,0 +1,71 @@
+/**
+ * The API (nova-api + keystone + glance front door): an Express app built from explicit
+ * dependencies. It authenticates, validates every request against openapi/stratus.yaml, reads the
+ * database for lists and shows, and starts/queries Temporal workflows. It never calls libvirt.
+ */
+import type { Client } from '@temporalio/client';
+import express, { type Express } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import type { Knex } from 'knex';
+import type { Config } from '../core/config';
+import type { Logger } from '../core/log';
+import * as hosts from '../db/repositories/hosts';
+import type { IdentityService } from '../services/identity';
+import { docsRouter, OPENAPI_PATH } from './docs';
+import { notFoundHandler, problemMiddleware } from './problem';
+import { requestContext } from './request-context';
+import { healthRouter, type ReadinessProbes } from './routes/health';
+import { hostsRouter, isAlive } from './routes/hosts';
+import { identityRouter } from './routes/identity';
+
+export interface ApiDeps {
+  config: Pick<Config, 'api' | 'temporal'> & { host: Pick<Config['host'], 'heartbeatSeconds'> };
+  db: Knex;
+  temporal: Client;
+  identity: IdentityService;
+  log: Logger;
+  /** Validate responses against the spec too (on in tests: a response that breaks the contract is a 500). */
+  validateResponses?: boolean;
+}
+
+export function createApp({ config, db, temporal, identity, log, validateResponses = false }: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'extended');
+  app.use(requestContext(log.child({ component: 'api' })));
+  app.use(express.json({ limit: '1mb' }));
+  app.use(docsRouter());
+
+  const heartbeatSeconds = config.host.heartbeatSeconds;
+  const probes: ReadinessProbes = {
+    database: async () => {
+      await db.raw('select 1');
+    },
+    temporal: async () => {
+      await temporal.workflowService.describeNamespace({ namespace: config.temporal.namespace });
+    },
+    hosts: async () => {
+      const page = await hosts.list(db, { limit: 1000 });
+      const alive = page.items.filter((h) => isAlive(h, heartbeatSeconds));
+      if (alive.length === 0) {
+        throw new Error(page.items.length === 0 ? 'no host agent has registered yet' : 'no host agent heartbeat is recent');
+      }
+    },
+  };
+  app.use(healthRouter(probes));
+
+  app.use(
+    OpenApiValidator.middleware({
+      apiSpec: OPENAPI_PATH,
+      validateRequests: { allowUnknownQueryParameters: false, removeAdditional: false },
+      validateResponses: validateResponses ? { onError: (err) => { throw err; } } : false,
+      validateSecurity: false, // authentication is api/auth.ts, so 401s look like every other error
+      ignorePaths: /^\/(docs|openapi\.yaml)/,
+    }),
+  );
+  app.use(identityRouter({ db, identity, config }));
+  app.use(hostsRouter({ db, identity, heartbeatSeconds }));
+  app.use(notFoundHandler);
+  app.use(problemMiddleware);
+  return app;
+}

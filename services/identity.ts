@@ -1,0 +1,207 @@
+/**
+ * Identity (Keystone's job): tokens, projects, users and role assignments. Throws domain errors;
+ * the API maps them to problem+json. Tokens are random, shown once, and stored only as a SHA-256
+ * hash, so a database leak does not leak usable tokens.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Knex } from 'knex';
+import { Forbidden, InvalidInput, NotFound, Unauthorized } from '../core/errors';
+import * as projects from '../db/repositories/projects';
+import * as roleAssignments from '../db/repositories/roles';
+import * as tokens from '../db/repositories/tokens';
+import * as users from '../db/repositories/users';
+import { hashPassword, verifyPassword } from './passwords';
+
+import type { RoleName } from '../db/repositories/roles';
+
+export type Role = RoleName;
+
+/** Who is calling, resolved from a bearer token. */
+export interface AuthContext {
+  tokenId: string;
+  user: { id: string; name: string };
+  project: { id: string; name: string };
+  roles: Role[];
+  expiresAt: Date;
+}
+
+export const ADMIN_NAME = 'admin';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function hasRole(auth: AuthContext, ...wanted: Role[]): boolean {
+  return auth.roles.some((r) => wanted.includes(r));
+}
+
+export function requireAdmin(auth: AuthContext): void {
+  if (!hasRole(auth, 'admin')) throw new Forbidden('this call needs the admin role');
+}
+
+export interface IdentityServiceOptions {
+  db: Knex;
+  tokenTtlSeconds: number;
+  now?: () => Date;
+}
+
+export function createIdentityService({ db, tokenTtlSeconds, now = () => new Date() }: IdentityServiceOptions) {
+  async function findProject(ref: string) {
+    return (UUID.test(ref) ? await projects.getById(db, ref) : undefined) ?? (await projects.getByName(db, ref));
+  }
+
+  return {
+    /** Log in. Any mismatch (user, password, project, role) is the same 401, so names cannot be probed. */
+    async issueToken(input: { username: string; password: string; project: string }) {
+      const denied = new Unauthorized('wrong username, password or project');
+      const user = await users.getByName(db, input.username);
+      // Verify even for an unknown user, so response time does not reveal which names exist.
+      const ok = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH);
+      if (!user || !ok || !user.enabled) throw denied;
+      const project = await findProject(input.project);
+      if (!project || !project.enabled) throw denied;
+      const roles = (await roleAssignments.listForUserInProject(db, user.id, project.id)) as Role[];
+      if (roles.length === 0) throw denied;
+
+      const token = `st_${randomBytes(32).toString('base64url')}`;
+      const expiresAt = new Date(now().getTime() + tokenTtlSeconds * 1000);
+      const row = await tokens.insert(db, { tokenHash: sha256(token), userId: user.id, projectId: project.id, expiresAt });
+      const auth: AuthContext = {
+        tokenId: row.id,
+        user: { id: user.id, name: user.name },
+        project: { id: project.id, name: project.name },
+        roles,
+        expiresAt,
+      };
+      return { token, auth };
+    },
+
+    /** Resolve a bearer token; expired, revoked, or belonging to a disabled user/project → 401. */
+    async resolveToken(token: string): Promise<AuthContext> {
+      const found = await tokens.findValidByHash(db, sha256(token), now());
+      if (!found) throw new Unauthorized('the token is invalid, expired or revoked');
+      const roles = found.roles as Role[];
+      if (roles.length === 0) throw new Unauthorized('the token no longer grants any role on its project');
+      return {
+        tokenId: found.token.id,
+        user: { id: found.user.id, name: found.user.name },
+        project: { id: found.project.id, name: found.project.name },
+        roles,
+        expiresAt: found.token.expiresAt,
+      };
+    },
+
+    async revokeToken(tokenId: string): Promise<void> {
+      await tokens.revoke(db, tokenId);
+    },
+
+    /**
+     * First start: make project `admin` and user `admin` with the admin role. Uses `password` when
+     * given, else generates one and returns it so the caller can print it once. Later starts change nothing.
+     */
+    async bootstrapAdmin(password: string | undefined): Promise<{ generatedPassword?: string }> {
+      return db.transaction(async (trx) => {
+        // One bootstrap at a time, even with several API processes starting together.
+        await trx.raw('select pg_advisory_xact_lock(?)', [424242]);
+        const existing = await users.getByName(trx, ADMIN_NAME);
+        if (existing) return {};
+        const generated = password ? undefined : randomBytes(12).toString('base64url');
+        const project =
+          (await projects.getByName(trx, ADMIN_NAME)) ??
+          (await projects.create(trx, { name: ADMIN_NAME, description: 'Cloud administrators' }));
+        const user = await users.create(trx, {
+          name: ADMIN_NAME,
+          passwordHash: await hashPassword(password ?? generated ?? ''),
+          defaultProjectId: project.id,
+        });
+        await roleAssignments.assign(trx, { userId: user.id, projectId: project.id, role: 'admin' });
+        return generated ? { generatedPassword: generated } : {};
+      });
+    },
+
+    // --- projects ---------------------------------------------------------------------------
+    async getProject(auth: AuthContext, id: string) {
+      const project = await projects.getById(db, id);
+      // Non-admins see only their own project; others are "not found", not "forbidden".
+      if (!project || (!hasRole(auth, 'admin') && project.id !== auth.project.id)) {
+        throw new NotFound(`project ${id} not found`);
+      }
+      return project;
+    },
+    async deleteProject(id: string) {
+      if ((await projects.getById(db, id))?.name === ADMIN_NAME) {
+        throw new InvalidInput('the admin project cannot be deleted', [{ field: 'path.project_id', message: 'is the admin project' }]);
+      }
+      await projects.delete(db, id);
+    },
+
+    // --- users ------------------------------------------------------------------------------
+    async createUser(input: { name: string; password: string; enabled?: boolean; defaultProjectId?: string | null }) {
+      await assertProjectExists(input.defaultProjectId, 'body.default_project_id');
+      return users.create(db, {
+        name: input.name,
+        passwordHash: await hashPassword(input.password),
+        enabled: input.enabled,
+        defaultProjectId: input.defaultProjectId ?? null,
+      });
+    },
+    async getUser(auth: AuthContext, id: string) {
+      const user = await users.getById(db, id);
+      if (!user || (!hasRole(auth, 'admin') && user.id !== auth.user.id)) throw new NotFound(`user ${id} not found`);
+      return user;
+    },
+    /** Admins may change anything; a user may change only their own password. */
+    async updateUser(
+      auth: AuthContext,
+      id: string,
+      patch: { name?: string; password?: string; enabled?: boolean; defaultProjectId?: string | null },
+    ) {
+      const self = id === auth.user.id;
+      if (!hasRole(auth, 'admin')) {
+        if (!self) throw new NotFound(`user ${id} not found`);
+        const others = Object.keys(patch).filter((k) => k !== 'password');
+        if (others.length > 0) throw new Forbidden(`only an admin may change ${others.join(', ')}`);
+      }
+      await assertProjectExists(patch.defaultProjectId, 'body.default_project_id');
+      const { password, ...rest } = patch;
+      return users.update(db, id, {
+        ...rest,
+        ...(password !== undefined ? { passwordHash: await hashPassword(password) } : {}),
+      });
+    },
+    async deleteUser(auth: AuthContext, id: string) {
+      if (id === auth.user.id) {
+        throw new InvalidInput('you cannot delete yourself', [{ field: 'path.user_id', message: 'is the caller' }]);
+      }
+      await users.delete(db, id);
+    },
+
+    // --- role assignments -------------------------------------------------------------------
+    async assignRole(projectId: string, userId: string, role: Role) {
+      await assertUserAndProject(userId, projectId);
+      await roleAssignments.assign(db, { userId, projectId, role });
+    },
+    async revokeRole(projectId: string, userId: string, role: Role) {
+      await assertUserAndProject(userId, projectId);
+      await roleAssignments.revoke(db, { userId, projectId, role });
+    },
+  };
+
+  async function assertProjectExists(projectId: string | null | undefined, field: string) {
+    if (projectId && !(await projects.getById(db, projectId))) {
+      throw new InvalidInput(`project ${projectId} does not exist`, [{ field, message: 'no such project' }]);
+    }
+  }
+  async function assertUserAndProject(userId: string, projectId: string) {
+    if (!(await users.getById(db, userId))) throw new NotFound(`user ${userId} not found`);
+    if (!(await projects.getById(db, projectId))) throw new NotFound(`project ${projectId} not found`);
+  }
+}
+
+export type IdentityService = ReturnType<typeof createIdentityService>;
+
+/** A valid hash of a random password, verified against when the user does not exist (timing). */
+const DUMMY_HASH =
+  'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';

@@ -1,0 +1,76 @@
+/**
+ * The host agent (nova-compute's job): one per hypervisor host. It runs host-side activities on the
+ * `host.<name>` task queue and heartbeats to its `hostMonitor` workflow, which registers the host
+ * in the database. It holds no database credentials.
+ */
+import type { Client } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createComputeHostActivities } from '../activities/compute/host';
+import type { Config } from '../core/config';
+import type { Logger } from '../core/log';
+import type { Hypervisor } from '../libvirt';
+import { CONDUCTOR_TASK_QUEUE, hostTaskQueue } from '../temporal/constants';
+import {
+  goodbyeSignal,
+  heartbeatSignal,
+  hostMonitor,
+  hostMonitorWorkflowId,
+  type HostMonitorInput,
+} from '../workflows/host-monitor';
+
+export interface HostAgentDeps {
+  connection: NativeConnection;
+  client: Client;
+  namespace: string;
+  hypervisor: Hypervisor;
+  host: Config['host'];
+  log: Logger;
+}
+
+export interface HostAgent {
+  worker: Worker;
+  /** Sends one heartbeat now (also the registration); resolves once Temporal accepted it. */
+  heartbeat(): Promise<void>;
+  /** Stops heartbeating and tells the monitor the host is leaving. The worker is shut down by its owner. */
+  stopHeartbeats(): Promise<void>;
+}
+
+export async function createHostAgent({ connection, client, namespace, hypervisor, host, log }: HostAgentDeps): Promise<HostAgent> {
+  const agentLog = log.child({ component: 'agent', host: host.name });
+  const activities = createComputeHostActivities({
+    hostName: host.name,
+    hypervisor,
+    overrides: { vcpus: host.vcpus, ramMb: host.ramMb, diskGb: host.diskGb },
+  });
+  const worker = await Worker.create({ connection, namespace, taskQueue: hostTaskQueue(host.name), activities });
+  const workflowId = hostMonitorWorkflowId(host.name);
+  const input: HostMonitorInput = { hostName: host.name, heartbeatSeconds: host.heartbeatSeconds };
+
+  async function heartbeat(): Promise<void> {
+    const report = await activities.describeHost();
+    await client.workflow.signalWithStart(hostMonitor, {
+      workflowId,
+      taskQueue: CONDUCTOR_TASK_QUEUE,
+      args: [input],
+      signal: heartbeatSignal,
+      signalArgs: [report],
+    });
+  }
+
+  let timer: NodeJS.Timeout | undefined = setInterval(() => {
+    heartbeat().catch((err: unknown) => agentLog.warn({ err }, 'heartbeat failed; will retry'));
+  }, host.heartbeatSeconds * 1000);
+
+  return {
+    worker,
+    heartbeat,
+    async stopHeartbeats() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await client.workflow
+        .getHandle(workflowId)
+        .signal(goodbyeSignal)
+        .catch((err: unknown) => agentLog.warn({ err }, 'could not say goodbye to the host monitor'));
+    },
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * Opens the database: PostgreSQL through `pg` when a URL is configured, else embedded PGlite
+ * (a data directory, or memory for tests) through knex-pglite. Both speak the same SQL.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import knex, { type Knex } from 'knex';
+import ClientPgLite from 'knex-pglite';
+import pg from 'pg';
+import type { Config } from '../core/config';
+import { MissingDependency } from '../core/errors';
+import { type Logger, silentLogger } from '../core/log';
+
+export type DatabaseConfig = Config['database'] | { kind: 'pglite-memory' };
+export type Engine = 'postgres' | 'pglite';
+
+/** A knex instance (pass it, or a transaction of it, to repositories) that knows how to close itself. */
+export type Database = Knex & {
+  readonly engine: Engine;
+  /** Where the data lives, fit to print: `postgres://host:port/db` (no credentials), a directory, or `memory`. */
+  readonly location: string;
+  /** Closes the pool (PostgreSQL) or the embedded engine (PGlite, flushing it to disk). Idempotent. */
+  close(): Promise<void>;
+};
+
+const PG_POOL_MAX = 10;
+const PG_CONNECT_TIMEOUT_MS = 5000;
+const INT8_OID = 20;
+
+/**
+ * Opens and checks the database. Throws MissingDependency (one line, no credentials) when PostgreSQL
+ * cannot be reached or the PGlite directory cannot be used.
+ */
+export async function openDatabase(config: DatabaseConfig, log: Logger = silentLogger): Promise<Database> {
+  const started = Date.now();
+  const db = config.kind === 'postgres' ? await openPostgres(config.url, log) : await openPglite(config, log);
+  log.info({ engine: db.engine, location: db.location, ms: Date.now() - started }, 'database open');
+  return db;
+}
+
+async function openPostgres(url: string, log: Logger): Promise<Database> {
+  const location = redactUrl(url);
+  const instance = knex({
+    client: 'pg',
+    connection: {
+      connectionString: url,
+      connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+      // int8 (count(*), bigint columns) as a JS number, as PGlite returns it, so rows look the same on
+      // both engines. Values past 2^53 would lose precision: keep bigint columns to counters and sizes.
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+          oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+      },
+    } as Knex.PgConnectionConfig,
+    pool: { min: 0, max: PG_POOL_MAX },
+    acquireConnectionTimeout: PG_CONNECT_TIMEOUT_MS * 2,
+    log: knexLog(log),
+  });
+  try {
+    await instance.raw('select 1');
+  } catch (err) {
+    await instance.destroy().catch(() => undefined);
+    throw new MissingDependency(`database unreachable at ${location} (${describeConnectError(err)}): start PostgreSQL or fix DATABASE_URL`);
+  }
+  return asDatabase(instance, 'postgres', location, () => instance.destroy());
+}
+
+async function openPglite(config: { kind: 'pglite'; dir: string } | { kind: 'pglite-memory' }, log: Logger): Promise<Database> {
+  let location = 'memory';
+  let unlock = (): void => undefined;
+  let connection: { filename?: string } = {};
+  if (config.kind === 'pglite') {
+    const dir = path.resolve(config.dir);
+    location = dir;
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw new MissingDependency(`database directory ${dir} cannot be created (${(err as NodeJS.ErrnoException).code ?? String(err)}): fix STRATUS_DATA_DIR`);
+    }
+    unlock = lockDirectory(dir);
+    connection = { filename: dir };
+  }
+  const instance = knex({
+    client: PgLiteClient as unknown as Knex.Config['client'],
+    dialect: 'postgres',
+    connection,
+    log: knexLog(log),
+  } as Knex.Config);
+  try {
+    await instance.raw('select 1');
+  } catch (err) {
+    await instance.destroy().catch(() => undefined);
+    unlock();
+    if ((err as { code?: unknown }).code === 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING_FLAG') {
+      // PGlite loads its WASM through import() of node builtins, which Jest's VM only allows with this flag.
+      throw new MissingDependency(
+        'embedded database (PGlite) cannot load inside Jest without --experimental-vm-modules: run tests with NODE_OPTIONS=--experimental-vm-modules',
+      );
+    }
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new MissingDependency(`embedded database at ${location} cannot be opened (${reason.split('\n')[0]}): move the directory aside or set DATABASE_URL`);
+  }
+  return asDatabase(instance, 'pglite', location, async () => {
+    try {
+      await instance.destroy();
+    } finally {
+      unlock();
+    }
+  });
+}
+
+interface KnexQueryObject {
+  method?: string;
+}
+
+/**
+ * knex-pglite 0.14 derives the result's `command` from knex's method name, so `.del()` reports 'DEL'
+ * and `.increment()` 'COUNTER', and knex's PostgreSQL dialect then returns the raw result object
+ * instead of the affected-row count it returns on `pg`. Renaming the method to the SQL verb makes
+ * `await q.delete()` a number on both engines.
+ */
+const SQL_VERB: Readonly<Record<string, string>> = { del: 'delete', counter: 'update' };
+class PgLiteClient extends (ClientPgLite as unknown as new (config: Knex.Config) => {
+  processResponse(obj: KnexQueryObject, runner: unknown): unknown;
+}) {
+  override processResponse(obj: KnexQueryObject, runner: unknown): unknown {
+    const verb = obj.method !== undefined ? SQL_VERB[obj.method] : undefined;
+    return super.processResponse(verb ? { ...obj, method: verb } : obj, runner);
+  }
+}
+
+function asDatabase(instance: Knex, engine: Engine, location: string, destroy: () => Promise<void>): Database {
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => (closing ??= destroy());
+  return Object.assign(instance, { engine, location, close });
+}
+
+/**
+ * PGlite has no lock of its own: two processes opening one directory both succeed and then corrupt
+ * it. A lock file beside the directory (`<dir>.lock`, holding the pid) refuses the second opener.
+ * A lock left by a process that no longer runs is taken over.
+ */
+function lockDirectory(dir: string): () => void {
+  const lockPath = `${dir}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lockPath, `${process.pid}\n`, { flag: 'wx' });
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        fs.rmSync(lockPath, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number.parseInt(fs.readFileSync(lockPath, 'utf8'), 10);
+      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+        const who = pid === process.pid ? 'this process' : `process ${pid}`;
+        throw new MissingDependency(
+          `embedded database at ${dir} is in use by ${who} (${lockPath}): stop it, or use PostgreSQL via DATABASE_URL for several processes`,
+        );
+      }
+      fs.rmSync(lockPath, { force: true });
+    }
+  }
+  throw new MissingDependency(`embedded database at ${dir}: cannot take ${lockPath}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** `postgres://user:secret@host:5432/db?x=y` → `postgres://host:5432/db` (never print credentials). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.hostname || 'localhost'}:${u.port || '5432'}${u.pathname || '/'}`;
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
+}
+
+function describeConnectError(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  // Server-side refusals (missing database 3D000, bad password 28P01, …) carry a message worth showing;
+  // socket errors (ECONNREFUSED, ENOTFOUND, ETIMEDOUT) are clear from the code alone.
+  if (code && /^[0-9A-Z]{5}$/.test(code) && typeof e.message === 'string') return `${code} ${e.message}`;
+  if (code) return code;
+  if (typeof e.message === 'string' && /timeout/i.test(e.message)) return 'timeout';
+  return typeof e.message === 'string' ? e.message.split('\n')[0] ?? 'error' : 'error';
+}
+
+/** knex's own warnings through our logger (its "Acquire connection error" only at debug: openDatabase reports it). */
+function knexLog(log: Logger): Knex.Config['log'] {
+  return {
+    warn: (message: string) => (/^Acquire connection error/.test(message) ? log.debug({ knex: message }, 'knex') : log.warn({ knex: message }, 'knex')),
+    error: (message: string) => log.error({ knex: message }, 'knex'),
+    deprecate: (message: string) => log.warn({ knex: message }, 'knex deprecation'),
+    debug: (message: string) => log.debug({ knex: message }, 'knex'),
+  };
+}

@@ -1,0 +1,17 @@
+/**
+ * Every migration, in order. Migrations are TypeScript modules imported here (not found by a
+ * directory glob), so they run the same under ts-jest, tsx and a compiled build.
+ *
+ * To add one: write `NNNN_what.ts` exporting `up(knex)` and `down(knex)`, import it here and append
+ * it to the list. Never rename or remove an entry once it has shipped: knex records names in
+ * `knex_migrations` and refuses to run when a recorded migration is missing from this list.
+ */
+import type { Knex } from 'knex';
+import * as m0001 from './0001_identity_and_hosts';
+
+export interface NamedMigration {
+  name: string;
+  migration: Knex.Migration;
+}
+
+export const migrations: readonly NamedMigration[] = [{ name: '0001_identity_and_hosts', migration: m0001 }];

@@ -1,0 +1,86 @@
+/**
+ * Keyset pagination shared by the repositories. A page is read as `ORDER BY keys LIMIT n+1` after the
+ * row the cursor names, so pages never skip or repeat rows when rows are added meanwhile.
+ * Cursors are opaque to callers (base64url JSON of the last row's key values, read from the database
+ * as text so that timestamps keep their full microsecond precision).
+ */
+import type { Knex } from 'knex';
+import { InvalidInput } from '../core/errors';
+import type { Page, PageRequest, Queryable } from './types';
+
+export const MAX_PAGE_SIZE = 1000;
+
+/** A key column and the SQL type its cursor value is cast back to (`text` for names, `timestamptz`, `uuid`). */
+export interface KeyColumn {
+  column: string;
+  type: 'text' | 'uuid' | 'timestamptz';
+}
+
+/** Ordered by name alone: for tables whose name is unique. */
+export const byName: readonly KeyColumn[] = [{ column: 'name', type: 'text' }];
+/** Ordered by creation, ties broken by id: for tables without a unique name. */
+export function byCreation(table: string): readonly KeyColumn[] {
+  return [
+    { column: `${table}.created_at`, type: 'timestamptz' },
+    { column: `${table}.id`, type: 'uuid' },
+  ];
+}
+
+export function encodeCursor(values: readonly string[]): string {
+  return Buffer.from(JSON.stringify(values), 'utf8').toString('base64url');
+}
+
+export function decodeCursor(marker: string, arity: number): string[] {
+  let values: unknown;
+  try {
+    values = JSON.parse(Buffer.from(marker, 'base64url').toString('utf8'));
+  } catch {
+    values = undefined;
+  }
+  if (!Array.isArray(values) || values.length !== arity || !values.every((v) => typeof v === 'string')) {
+    throw new InvalidInput('invalid marker: pass the `next` value of a previous page', [
+      { field: 'marker', message: 'not a cursor from this list' },
+    ]);
+  }
+  return values as string[];
+}
+
+export function checkLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+    throw new InvalidInput(`limit must be an integer from 1 to ${MAX_PAGE_SIZE}`, [
+      { field: 'limit', message: `1..${MAX_PAGE_SIZE}` },
+    ]);
+  }
+  return limit;
+}
+
+/**
+ * Reads one page of `query` (a select with its filters, not yet ordered or limited), mapping each row
+ * with `map`. Adds the key columns as text to the selection (as `__k0`, `__k1`, …) for the cursor.
+ */
+export async function paginate<Row, T>(
+  db: Queryable,
+  query: Knex.QueryBuilder,
+  keys: readonly KeyColumn[],
+  page: PageRequest,
+  map: (row: Row) => T,
+): Promise<Page<T>> {
+  const limit = checkLimit(page.limit);
+  const q = query.clone();
+  keys.forEach((key, i) => {
+    q.select(db.raw('??::text as ??', [key.column, `__k${i}`]));
+  });
+  if (page.marker) {
+    const values = decodeCursor(page.marker, keys.length);
+    const columns = keys.map(() => '??').join(', ');
+    const params = keys.map((key) => `?::${key.type}`).join(', ');
+    q.whereRaw(`(${columns}) > (${params})`, [...keys.map((key) => key.column), ...values]);
+  }
+  for (const key of keys) q.orderBy(key.column, 'asc');
+  const rows = (await q.limit(limit + 1)) as Array<Row & Record<string, unknown>>;
+  const more = rows.length > limit;
+  const pageRows = more ? rows.slice(0, limit) : rows;
+  const last = pageRows[pageRows.length - 1];
+  const next = more && last ? encodeCursor(keys.map((_, i) => String(last[`__k${i}`]))) : null;
+  return { items: pageRows.map(map), next };
+}

@@ -1,0 +1,117 @@
+/** Hypervisor hosts: registered and kept 'up' by their agents' heartbeats. */
+import { atDbEdge, insertedRow } from '../errors';
+import { byName, paginate } from '../pagination';
+import type { Page, PageRequest, Queryable } from '../types';
+
+export type HostStatus = 'up' | 'down';
+
+export interface Host {
+  name: string;
+  libvirtUri: string;
+  vcpus: number;
+  ramMb: number;
+  diskGb: number;
+  capabilities: Record<string, unknown>;
+  libvirtVersion: string | null;
+  status: HostStatus;
+  registeredAt: Date;
+  lastSeenAt: Date;
+}
+
+interface HostRow {
+  name: string;
+  libvirt_uri: string;
+  vcpus: number;
+  ram_mb: number;
+  disk_gb: number;
+  capabilities: Record<string, unknown>;
+  libvirt_version: string | null;
+  status: HostStatus;
+  registered_at: Date;
+  last_seen_at: Date;
+}
+
+const COLUMNS = ['name', 'libvirt_uri', 'vcpus', 'ram_mb', 'disk_gb', 'capabilities', 'libvirt_version', 'status', 'registered_at', 'last_seen_at'];
+
+function toHost(row: HostRow): Host {
+  return {
+    name: row.name,
+    libvirtUri: row.libvirt_uri,
+    vcpus: row.vcpus,
+    ramMb: row.ram_mb,
+    diskGb: row.disk_gb,
+    capabilities: row.capabilities,
+    libvirtVersion: row.libvirt_version,
+    status: row.status,
+    registeredAt: row.registered_at,
+    lastSeenAt: row.last_seen_at,
+  };
+}
+
+export interface Heartbeat {
+  name: string;
+  libvirtUri: string;
+  vcpus: number;
+  ramMb: number;
+  diskGb: number;
+  capabilities: Record<string, unknown>;
+  libvirtVersion: string | null;
+}
+
+/**
+ * Registers the host or refreshes it: capacity and capabilities as reported, status 'up',
+ * last_seen_at = now(). One atomic statement (insert … on conflict do update): safe when heartbeats race.
+ */
+export async function upsertHeartbeat(db: Queryable, hb: Heartbeat): Promise<Host> {
+  const values = {
+    name: hb.name,
+    libvirt_uri: hb.libvirtUri,
+    vcpus: hb.vcpus,
+    ram_mb: hb.ramMb,
+    disk_gb: hb.diskGb,
+    // Serialized here: both drivers accept JSON text for jsonb, and `pg` would turn a top-level array into a PostgreSQL array.
+    capabilities: JSON.stringify(hb.capabilities),
+    libvirt_version: hb.libvirtVersion,
+    status: 'up',
+    last_seen_at: db.fn.now(),
+  };
+  const rows = await atDbEdge<HostRow[]>(() =>
+    db('hosts')
+      .insert(values)
+      .onConflict('name')
+      .merge(['libvirt_uri', 'vcpus', 'ram_mb', 'disk_gb', 'capabilities', 'libvirt_version', 'status', 'last_seen_at'])
+      .returning(COLUMNS),
+  );
+  return toHost(insertedRow(rows));
+}
+
+/**
+ * Marks the host down. Idempotent, like the other state changes: true when it was up, false when it
+ * was already down or is unknown (a workflow retrying this must not fail on a host removed meanwhile).
+ */
+export async function markDown(db: Queryable, name: string): Promise<boolean> {
+  const count = await db('hosts').where({ name, status: 'up' }).update({ status: 'down' });
+  return count > 0;
+}
+
+/** Marks down every up host not seen since `cutoff`; returns their names, sorted. */
+export async function markStaleDown(db: Queryable, cutoff: Date): Promise<string[]> {
+  const rows = (await db('hosts')
+    .where('status', 'up')
+    .where('last_seen_at', '<', cutoff)
+    .update({ status: 'down' })
+    .returning(['name'])) as Array<{ name: string }>;
+  return rows.map((r) => r.name).sort();
+}
+
+export async function get(db: Queryable, name: string): Promise<Host | null> {
+  const row = (await db('hosts').select(COLUMNS).where({ name }).first()) as HostRow | undefined;
+  return row ? toHost(row) : null;
+}
+
+/** Ordered by name; `status` filters. */
+export function list(db: Queryable, page: PageRequest & { status?: HostStatus }): Promise<Page<Host>> {
+  const q = db('hosts').select(COLUMNS);
+  if (page.status !== undefined) q.where('status', page.status);
+  return paginate(db, q, byName, page, toHost);
+}

@@ -1,9 +1,11 @@
-/** Jest: TypeScript through ts-jest (transpile only; `npm run typecheck` does the type checking).
+/** Jest: TypeScript through ts-jest (transpile only, as tsconfig sets isolatedModules; `npm run typecheck` type-checks).
+ * Run through `npm test`: PGlite loads its WASM with dynamic import(), which jest allows only under
+ * node --experimental-vm-modules.
  * Integration files share one Temporal dev server started in globalSetup, and run serially:
  * 2 cores cannot host several Temporal workers plus libvirt at once without flaky timeouts. */
 module.exports = {
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',

@@ -37,9 +37,9 @@ export function sendProblem(res: Response, status: number, detail: string, field
   res.status(status).type('application/problem+json').send(JSON.stringify(body));
 }
 
-/** Validator paths look like `/body/name` or `/query/limit`; users read `body.name`. */
+/** Validator paths look like `/body/name`, `/query/limit` or `/params/id`; users read `body.name`, `path.id`. */
 function fieldName(path: string): string {
-  return path.replace(/^\//, '').replace(/\//g, '.');
+  return path.replace(/^\//, '').replace(/\//g, '.').replace(/^params\./, 'path.');
 }
 
 interface HttpishError {

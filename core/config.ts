@@ -38,6 +38,8 @@ const schema = z.object({
   STRATUS_HOST_RAM_MB: positiveInt.optional(),
   STRATUS_HOST_DISK_GB: positiveInt.optional(),
   STRATUS_HOST_HEARTBEAT_SECONDS: positiveInt.default(10),
+  STRATUS_STORAGE_POOL: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('stratus'),
+  STRATUS_STORAGE_POOL_DIR: z.string().optional(),
   STRATUS_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   STRATUS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -66,6 +68,9 @@ export interface Config {
     ramMb: number | undefined;
     diskGb: number | undefined;
     heartbeatSeconds: number;
+    /** The libvirt storage pool for disks and volumes (a directory pool, created if absent). */
+    storagePool: string;
+    storagePoolDir: string;
   };
   identity: { adminPassword: string | undefined; tokenTtlSeconds: number };
   logLevel: RawConfig['LOG_LEVEL'];
@@ -118,6 +123,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ramMb: e.STRATUS_HOST_RAM_MB,
       diskGb: e.STRATUS_HOST_DISK_GB,
       heartbeatSeconds: e.STRATUS_HOST_HEARTBEAT_SECONDS,
+      storagePool: e.STRATUS_STORAGE_POOL,
+      storagePoolDir: path.resolve(e.STRATUS_STORAGE_POOL_DIR ?? path.join(dataDir, 'pool')),
     },
     identity: { adminPassword: e.STRATUS_ADMIN_PASSWORD, tokenTtlSeconds: e.STRATUS_TOKEN_TTL_SECONDS },
     logLevel: e.LOG_LEVEL,

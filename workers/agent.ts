@@ -37,8 +37,10 @@ export interface HostAgent {
 
 export async function createHostAgent({ connection, client, namespace, hypervisor, host, log }: HostAgentDeps): Promise<HostAgent> {
   const agentLog = log.child({ component: 'agent', host: host.name });
+  await hypervisor.ensurePool(host.storagePool, host.storagePoolDir);
   const activities = createComputeHostActivities({
     hostName: host.name,
+    storagePool: host.storagePool,
     hypervisor,
     overrides: { vcpus: host.vcpus, ramMb: host.ramMb, diskGb: host.diskGb },
   });

@@ -14,7 +14,7 @@ export interface HostReport {
   vcpus: number;
   ramMb: number;
   diskGb: number;
-  capabilities: Record<string, boolean>;
+  capabilities: Record<string, unknown>;
 }
 
 export interface ComputeControlDeps {

@@ -7,16 +7,18 @@ import type { HostReport } from './control';
 
 export interface ComputeHostDeps {
   hostName: string;
+  /** The storage pool whose capacity is the host's disk capacity. */
+  storagePool: string;
   hypervisor: Hypervisor;
   /** Capacity from configuration wins over what libvirt reports (e.g. to keep room for the host itself). */
   overrides: { vcpus?: number | undefined; ramMb?: number | undefined; diskGb?: number | undefined };
 }
 
-export function createComputeHostActivities({ hostName, hypervisor, overrides }: ComputeHostDeps) {
+export function createComputeHostActivities({ hostName, storagePool, hypervisor, overrides }: ComputeHostDeps) {
   return {
     /** This host's identity, capacity and capabilities, as the scheduler sees them. */
     async describeHost(): Promise<HostReport> {
-      const info = await hypervisor.hostInfo();
+      const info = await hypervisor.hostInfo(storagePool);
       return {
         name: hostName,
         libvirtUri: info.uri,

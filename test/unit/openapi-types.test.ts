@@ -7,7 +7,7 @@ import path from 'node:path';
 test('openapi/types.ts is up to date with openapi/stratus.yaml', () => {
   const root = path.join(__dirname, '..', '..');
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-gen-')), 'types.ts');
-  execFileSync(process.execPath, [require.resolve('openapi-typescript/bin/cli.js'), 'openapi/stratus.yaml', '-o', out], {
+  execFileSync(process.execPath, [path.join(path.dirname(require.resolve('openapi-typescript/package.json')), 'bin', 'cli.js'), 'openapi/stratus.yaml', '-o', out], {
     cwd: root,
     stdio: 'ignore',
   });

@@ -21,6 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import type { Config } from '../core/config';
 import { MissingDependency } from '../core/errors';
+import { assertPortFree } from '../core/ports';
 import type { Logger } from '../core/log';
 import { resolveTemporalCli } from './binary';
 import { SEARCH_ATTRIBUTE_FLAGS } from './constants';
@@ -229,19 +230,6 @@ function parentDeathWrapper(): boolean {
 }
 
 /** Throws a one-line MissingDependency when `host:port` cannot be bound. */
-export async function assertPortFree(host: string, port: number, variable: string): Promise<void> {
-  const problem = await new Promise<string | undefined>((resolve) => {
-    const server = net.createServer();
-    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(undefined)));
-  });
-  if (problem === 'EADDRINUSE') {
-    throw new MissingDependency(`port ${port} (${variable}) is in use: stop what holds it or set ${variable}`);
-  }
-  if (problem !== undefined) {
-    throw new MissingDependency(`port ${port} (${variable}) cannot be bound on ${host} (${problem}): set ${variable}`);
-  }
-}
 
 /** Polls until the frontend answers, the namespace describes and every Stratus search attribute exists. */
 async function waitUntilReady(

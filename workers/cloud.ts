@@ -13,15 +13,17 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app';
 import type { Config } from '../core/config';
 import { ConfigError } from '../core/config';
+import { MissingDependency } from '../core/errors';
 import type { Logger } from '../core/log';
 import { openDatabase, type Database } from '../db/connect';
 import { migrateLatest } from '../db/migrate';
 import { openHypervisor } from '../libvirt';
 import { createIdentityService } from '../services/identity';
 import { connectTemporal, ensureNamespaceAndSearchAttributes } from '../temporal/connection';
+import { assertPortFree } from '../core/ports';
 import { startEmbeddedDevServer } from '../temporal/dev-server';
 import { createHostAgent } from './agent';
-import { createConductorWorker } from './conductor';
+import { bundleWorkflows, createConductorWorker } from './conductor';
 import { close, listen } from './http';
 import { installTemporalRuntime } from './temporal-runtime';
 
@@ -40,7 +42,7 @@ export interface RunningCloud {
   failed: Promise<Error>;
 }
 
-/** Components stop in reverse start order; each gets a bounded time so SIGTERM finishes in < 10 s. */
+/** Components stop in reverse start order, each within a bound; bin/stratus.ts exits after 9 s whatever happens. */
 class Stack {
   private readonly parts: Array<{ name: string; stop: () => Promise<unknown> }> = [];
   constructor(private readonly log: Logger) {}
@@ -55,7 +57,7 @@ class Stack {
         await Promise.race([
           part.stop(),
           new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new Error('did not stop within 4 s')), 4000);
+            timer = setTimeout(() => reject(new Error('did not stop within 6 s')), 6000);
           }),
         ]);
         this.log.debug({ part: part.name, ms: Date.now() - started }, 'stopped');
@@ -91,25 +93,45 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
   const stack = new Stack(log);
   const failures: Array<(err: Error) => void> = [];
   const failed = new Promise<Error>((resolve) => failures.push(resolve));
-  const fail = (err: Error) => failures.forEach((f) => f(err));
+  let stopping = false;
+  // A part that exits while we stop it on purpose is not a failure.
+  const fail = (err: Error) => {
+    if (!stopping) failures.forEach((f) => f(err));
+  };
   const runs = { api: role === 'up' || role === 'api', conductor: role === 'up' || role === 'conductor', agent: role === 'up' || role === 'agent' };
   if (role !== 'up') requireSharedServices(config, role, role !== 'agent');
 
   try {
     fs.mkdirSync(config.dataDir, { recursive: true });
+    // Fail in a second, not after everything else started, when the API port is taken.
+    if (runs.api) await assertPortFree(config.api.host, config.api.port, 'STRATUS_API_PORT');
 
-    // 1. Temporal: the embedded dev server, or the cluster at TEMPORAL_ADDRESS.
-    let address = config.temporal.address;
-    if (!address) {
+    // 1. In parallel: Temporal (the embedded dev server, or the cluster at TEMPORAL_ADDRESS), the
+    //    database (api and conductor only: host agents hold no database credentials), and the
+    //    workflow bundle (conductor only). PGlite's first open (~3-4 s of WASM initdb) dominates.
+    const startTemporal = async (): Promise<string> => {
+      if (config.temporal.address) return config.temporal.address;
       const server = await startEmbeddedDevServer(config, log);
       stack.add('temporal dev server', () => server.stop());
       server.exited.then(
         (exit) => fail(new Error(`the Temporal dev server exited (code ${exit.code}, signal ${exit.signal})`)),
         () => undefined,
       );
-      address = server.address;
-      log.info({ address, ui: config.temporal.uiUrl, ms: server.readyMs }, 'temporal dev server ready');
-    }
+      return server.address;
+    };
+    const startDatabase = async (): Promise<Database | undefined> => {
+      if (!runs.api && !runs.conductor) return undefined;
+      const opened = await openDatabase(config.database, log);
+      stack.add('database', () => opened.close());
+      await migrateLatest(opened);
+      return opened;
+    };
+    const [address, db, workflowBundle] = await allOrFirstError([
+      startTemporal(),
+      startDatabase(),
+      runs.conductor ? bundleWorkflows(log) : Promise.resolve(undefined),
+    ] as const);
+
     const { connection, client } = await connectTemporal(address, config.temporal.namespace);
     stack.add('temporal client', () => connection.close());
     if (config.temporal.address) await ensureNamespaceAndSearchAttributes(connection, config.temporal.namespace);
@@ -126,24 +148,18 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
       });
     };
 
-    // 2. Database (api and conductor only: host agents hold no database credentials).
-    let db: Database | undefined;
-    if (runs.api || runs.conductor) {
-      db = await openDatabase(config.database, log);
-      const opened = db;
-      stack.add('database', () => opened.close());
-      await migrateLatest(opened);
+    // 2. Conductor worker.
+    if (runs.conductor && db && workflowBundle) {
+      runWorker('conductor', await createConductorWorker({ connection: native, namespace: config.temporal.namespace, db, log, workflowBundle }));
     }
 
-    // 3. Conductor worker.
-    if (runs.conductor && db) {
-      runWorker('conductor', await createConductorWorker({ connection: native, namespace: config.temporal.namespace, db: db, log }));
-    }
-
-    // 4. Host agent.
+    // 3. Host agent.
     let agentReady: Promise<void> = Promise.resolve();
     if (runs.agent) {
-      const hypervisor = await openHypervisor(config.host.libvirtUri);
+      const hypervisor = await openHypervisor(config.host.libvirtUri).catch((err: Error) => {
+        if (err instanceof MissingDependency) throw err;
+        throw new MissingDependency(`libvirt: ${err.message}: check STRATUS_LIBVIRT_URI (default test:///default)`);
+      });
       stack.add('hypervisor', () => hypervisor.close());
       const agent = await createHostAgent({
         connection: native,
@@ -158,7 +174,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
       agentReady = agent.heartbeat();
     }
 
-    // 5. API.
+    // 4. API.
     let apiUrl: string | undefined;
     let localApiUrl: string | undefined;
     let generatedAdminPassword: string | undefined;
@@ -180,13 +196,28 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
       ...(apiUrl ? { apiUrl } : {}),
       ...(generatedAdminPassword ? { generatedAdminPassword } : {}),
       readyMs: Date.now() - started,
-      stop: () => stack.stopAll(),
+      stop: () => {
+        stopping = true;
+        return stack.stopAll();
+      },
       failed,
     };
   } catch (err) {
+    stopping = true;
     await stack.stopAll();
     throw err;
   }
+}
+
+/**
+ * Awaits every promise even when one fails (so each part that did start is on the stack before it
+ * is unwound), then throws the first failure.
+ */
+async function allOrFirstError<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /** Polls /readyz until it is 200 (the first heartbeat travels agent → Temporal → conductor → database). */

@@ -5,12 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
-import path from 'node:path';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { silentLogger } from '../../core/log';
 import * as hosts from '../../db/repositories/hosts';
 import { CONDUCTOR_TASK_QUEUE } from '../../temporal/constants';
-import { createConductorWorker } from '../../workers/conductor';
+import { bundleWorkflows, createConductorWorker } from '../../workers/conductor';
 import { installTemporalRuntime } from '../../workers/temporal-runtime';
 import { goodbyeSignal, heartbeatSignal, hostMonitor, hostMonitorWorkflowId } from '../../workflows/host-monitor';
 import { engines, useDatabase } from '../support/databases';
@@ -27,7 +26,7 @@ beforeAll(async () => {
   const { address, namespace } = testTemporal();
   installTemporalRuntime(silentLogger, { forwardCoreLogs: false });
   native = await NativeConnection.connect({ address });
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '../../workflows'), logger: undefined });
+  const workflowBundle = await bundleWorkflows(silentLogger);
   worker = await createConductorWorker({ connection: native, namespace, db: db(), log: silentLogger, workflowBundle });
   running = worker.run();
   connection = await Connection.connect({ address });

@@ -35,10 +35,11 @@ async function waitFor(what: () => boolean, timeoutMs: number, describe: () => s
   }
 }
 
+/** Running, not merely a zombie waiting for PID 1 to reap it. */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
@@ -105,8 +106,11 @@ describe('stratus up', () => {
       up.child.kill('SIGTERM');
       const { code } = await up.exited;
       expect(code).toBe(0);
+      // Everything, children included, must be gone within 10 s of the signal.
+      await waitFor(() => children.every((pid) => !alive(pid)), Math.max(0, 10_000 - (Date.now() - signalled)), () =>
+        `still running: ${children.filter(alive).join(', ')}`,
+      );
       expect(Date.now() - signalled).toBeLessThan(10_000);
-      for (const pid of children) expect(alive(pid)).toBe(false);
     } finally {
       up.child.kill('SIGKILL');
     }

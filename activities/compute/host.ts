@@ -1,21 +1,247 @@
 /**
- * Compute activities that run on a hypervisor host (task queue `host.<name>`): they talk to libvirt
- * through the Hypervisor driver and never to the database.
+ * Compute activities that run on a hypervisor host (task queue `host.<name>`, nova-compute's job):
+ * they talk to libvirt through the Hypervisor driver and never to the database.
+ *
+ * Every activity is idempotent and safe to run again after any partial run. Activities on one
+ * server (boot, destroy, power actions) are serialized in this process, so a boot attempt that
+ * Temporal gave up on (timed out) but that is still running here finishes before the saga's
+ * `destroyServer` starts, and cannot recreate what the destroy removed.
+ *
+ * Failures: what retrying cannot fix becomes a non-retryable `HypervisorRejected` failure (see
+ * ../fault-injection.ts); everything else is a plain Error that Temporal retries.
  */
-import type { Hypervisor } from '../../libvirt';
+import { mkdir, open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Logger } from '../../core/log';
+import type { DiskSpec, DomainSpec, DomainState, DomainType, Hypervisor } from '../../libvirt';
+import { asActivity } from '../fault-injection';
+import { createNetworkHost, isNotFound, KeyedMutex } from '../network/host';
+import type { HostNetwork } from '../network/types';
+import { createImageOverlay, GiB, volumeDisk, type EnsureImageCached } from '../storage/host';
 import type { HostReport } from './control';
+import type { BootRequest, BootResult, ComputeHostActivitiesContract, PowerAction, TeardownRequest } from './types';
 
 export interface ComputeHostDeps {
   hostName: string;
-  /** The storage pool whose capacity is the host's disk capacity. */
+  /** The storage pool whose capacity is the host's disk capacity; root disks live in it. */
   storagePool: string;
   hypervisor: Hypervisor;
   /** Capacity from configuration wins over what libvirt reports (e.g. to keep room for the host itself). */
   overrides: { vcpus?: number | undefined; ramMb?: number | undefined; diskGb?: number | undefined };
+  /** Pulls an image into the host cache and returns the cached file (activities/image/host.ts). */
+  ensureImageCached: EnsureImageCached;
+  /** Directory of the serial console logs, `<consoleDir>/<domainName>.log` (created if absent). */
+  consoleDir: string;
+  /** 'test' on libvirt's test driver, 'qemu' (TCG) or 'kvm' on a real host. */
+  domainType: DomainType;
+  log: Logger;
+  /** How long bootServer waits for the domain to run after starting it. Default 30 s. */
+  bootTimeoutMs?: number;
+  /** How long a 'stop' waits for the guest to power off before pulling the plug. Default 30 s. */
+  stopTimeoutMs?: number;
 }
 
-export function createComputeHostActivities({ hostName, storagePool, hypervisor, overrides }: ComputeHostDeps) {
-  return {
+/** Name of a server's root disk in the pool. */
+export function rootVolumeFor(serverId: string): string {
+  return `root-${serverId}`;
+}
+
+/** 'test' for libvirt's test driver, 'qemu' otherwise (KVM is not usable on these machines: notes/libvirt.md). */
+export function domainTypeFor(hypervisor: Hypervisor): DomainType {
+  return hypervisor.capabilities.driver.toLowerCase() === 'test' ? 'test' : 'qemu';
+}
+
+const DOMAIN_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+const DEFAULT_CONSOLE_BYTES = 100 * 1024; // as nova's get_console_output
+const MAX_CONSOLE_BYTES = 1024 * 1024; // stays well under Temporal's payload limit
+
+/** Servers being worked on in this process: one activity per server at a time. */
+const serverLocks = new KeyedMutex();
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Heartbeat when running inside a Temporal activity (a no-op when called directly, e.g. in tests). */
+function heartbeat(details: unknown): void {
+  let ctx: Context;
+  try {
+    ctx = Context.current();
+  } catch {
+    return;
+  }
+  ctx.heartbeat(details);
+}
+
+function checkDomainName(name: string): void {
+  if (!DOMAIN_NAME_RE.test(name)) {
+    throw ApplicationFailure.nonRetryable(`'${name}' is not a domain name ([A-Za-z0-9_.-], 1-64 characters)`, 'HypervisorRejected');
+  }
+}
+
+export function createComputeHostActivities(deps: ComputeHostDeps) {
+  const { hostName, storagePool, hypervisor, overrides, ensureImageCached, consoleDir, domainType, log } = deps;
+  const bootTimeoutMs = deps.bootTimeoutMs ?? 30_000;
+  const stopTimeoutMs = deps.stopTimeoutMs ?? 30_000;
+  const networks = createNetworkHost({ hypervisor, log });
+  const consolePath = (domainName: string): string => path.join(consoleDir, `${domainName}.log`);
+
+  /** Poll until libvirt reports the domain running; throw (retryable) after the bound. */
+  async function waitRunning(domainName: string): Promise<void> {
+    const deadline = Date.now() + bootTimeoutMs;
+    let state: DomainState | undefined;
+    for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
+      state = await hypervisor.domainState(domainName);
+      if (state === 'running') return;
+      if (Date.now() >= deadline) break;
+      heartbeat({ waitingFor: 'running', state });
+      await sleep(Math.min(wait, Math.max(1, deadline - Date.now())));
+    }
+    throw new Error(`domain ${domainName} is ${state ?? 'gone'}, not running, ${bootTimeoutMs / 1000} s after start`);
+  }
+
+  /** Start (no-op if running) and wait until running. */
+  async function startAndWait(domainName: string): Promise<void> {
+    await hypervisor.startDomain(domainName);
+    await waitRunning(domainName);
+  }
+
+  /** State of an existing domain; a non-retryable NotFound when there is none. */
+  async function existingState(domainName: string): Promise<DomainState> {
+    const state = await hypervisor.domainState(domainName);
+    if (state === undefined) throw ApplicationFailure.nonRetryable(`domain ${domainName} does not exist`, 'NotFound');
+    return state;
+  }
+
+  async function boot(req: BootRequest): Promise<BootResult> {
+    const { serverId, domainName } = req;
+    const started = Date.now();
+    // (a) the image, in the host cache
+    heartbeat({ step: 'image' });
+    const cached = await ensureImageCached(req.image);
+
+    // (b) the root disk: a qcow2 overlay on the cached image
+    heartbeat({ step: 'root_disk' });
+    const rootVolume = rootVolumeFor(serverId);
+    const root = await createImageOverlay(hypervisor, storagePool, {
+      name: rootVolume,
+      cachedPath: cached.path,
+      diskFormat: req.image.diskFormat,
+      minBytes: req.rootDiskGb * GiB,
+    });
+
+    // (c) networks and DHCP reservations (the hostname goes with the first port on each network:
+    //     libvirt refuses two reservations with one name)
+    heartbeat({ step: 'network' });
+    const named = new Set<string>();
+    for (const port of req.ports) {
+      const first = !named.has(port.network.libvirtName);
+      named.add(port.network.libvirtName);
+      await networks.realizePort(port.network, { mac: port.mac, ip: port.ip, ...(first ? { name: domainName } : {}) });
+    }
+
+    // (d) define, (e) start: a domain already running was defined by an earlier run of this boot
+    const consoleLogPath = consolePath(domainName);
+    const state = await hypervisor.domainState(domainName);
+    if (state !== 'running') {
+      const volumeDisks: DiskSpec[] = [];
+      for (const v of req.volumes) {
+        try {
+          volumeDisks.push(await volumeDisk(hypervisor, storagePool, v));
+        } catch (err) {
+          if (isNotFound(err)) throw ApplicationFailure.nonRetryable(`volume ${v.poolVolume} (${v.volumeId}) is not in pool ${storagePool}`, 'VolumeNotFound');
+          throw err;
+        }
+      }
+      await mkdir(consoleDir, { recursive: true });
+      const spec: DomainSpec = {
+        name: domainName,
+        vcpus: req.vcpus,
+        memoryMb: req.ramMb,
+        domainType,
+        disks: [{ path: root.path, format: 'qcow2', target: 'vda', serial: 'root' }, ...volumeDisks],
+        interfaces: req.ports.map((p) => ({ network: p.network.libvirtName, mac: p.mac })),
+        serialLogPath: consoleLogPath,
+      };
+      heartbeat({ step: 'define' });
+      await hypervisor.defineDomain(spec); // replaces a definition left by an earlier partial run
+      heartbeat({ step: 'start' });
+      await hypervisor.startDomain(domainName);
+    }
+    // (f) running
+    await waitRunning(domainName);
+    log.info({ server: serverId, domain: domainName, host: hostName, ms: Date.now() - started, resumed: state !== undefined }, 'server booted');
+    return { domainName, rootVolume, rootDiskPath: root.path, backingPath: cached.path, consoleLogPath };
+  }
+
+  async function teardown(req: TeardownRequest): Promise<void> {
+    const { serverId, domainName } = req;
+    await hypervisor.undefineDomain(domainName); // destroys first; absent: no-op
+    await hypervisor.deleteVolume(storagePool, rootVolumeFor(serverId)); // absent: no-op
+    await rm(consolePath(domainName), { force: true });
+    const byName = new Map<string, HostNetwork>();
+    for (const port of req.ports) {
+      await networks.removeDhcpHost(port.network, port.mac); // absent reservation or network: no-op
+      byName.set(port.network.libvirtName, port.network);
+    }
+    for (const net of byName.values()) await networks.removeNetworkIfUnused(net);
+    log.info({ server: serverId, domain: domainName, host: hostName }, 'server destroyed');
+  }
+
+  async function power(domainName: string, action: PowerAction): Promise<void> {
+    const state = await existingState(domainName);
+    switch (action) {
+      case 'start':
+        await startAndWait(domainName);
+        return;
+      case 'stop': {
+        if (state === 'shutoff') return;
+        heartbeat({ step: 'stop' });
+        const off = await hypervisor.stopDomain(domainName, { timeoutMs: stopTimeoutMs });
+        if (!off) {
+          log.warn({ domain: domainName, timeoutMs: stopTimeoutMs }, 'guest did not power off: destroying');
+          await hypervisor.destroyDomain(domainName);
+        }
+        return;
+      }
+      case 'reboot':
+        // a domain that is not running is simply started (as nova's hard reboot powers it on)
+        if (state !== 'running') {
+          await startAndWait(domainName);
+          return;
+        }
+        await hypervisor.rebootDomain(domainName); // ACPI: returns once delivered
+        return;
+      default: {
+        const never: never = action;
+        throw ApplicationFailure.nonRetryable(`unknown power action '${String(never)}'`, 'InvalidInput');
+      }
+    }
+  }
+
+  async function console_(domainName: string, maxBytes: number): Promise<string> {
+    let fh;
+    try {
+      fh = await open(consolePath(domainName), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+      throw err;
+    }
+    try {
+      const size = (await fh.stat()).size;
+      const length = Math.min(size, maxBytes);
+      const buf = Buffer.alloc(length);
+      const { bytesRead } = await fh.read(buf, 0, length, size - length);
+      let start = 0;
+      // do not begin inside a UTF-8 sequence (continuation bytes are 10xxxxxx)
+      while (size > length && start < bytesRead && start < 4 && ((buf[start] ?? 0) & 0xc0) === 0x80) start++;
+      return buf.subarray(start, bytesRead).toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  }
+
+  const activities = {
     /** This host's identity, capacity and capabilities, as the scheduler sees them. */
     async describeHost(): Promise<HostReport> {
       const info = await hypervisor.hostInfo(storagePool);
@@ -29,7 +255,51 @@ export function createComputeHostActivities({ hostName, storagePool, hypervisor,
         capabilities: { ...hypervisor.capabilities },
       };
     },
-  };
+
+    /**
+     * Image into the host cache, root disk `root-<serverId>` as a qcow2 overlay on it (capacity
+     * max(rootDiskGb, the image's virtual size)), each port's network + DHCP reservation, the domain
+     * (root disk vda serial 'root', volumes by serial, NICs, serial console to
+     * `<consoleDir>/<domainName>.log`) defined and started, then polled until running (bounded).
+     * A rerun after any partial run completes the job without duplicates.
+     */
+    bootServer: (req: BootRequest): Promise<BootResult> =>
+      asActivity(() => {
+        checkDomainName(req.domainName);
+        return serverLocks.run(req.domainName, () => boot(req));
+      }),
+
+    /**
+     * Destroy + undefine the domain, delete its root disk and console log, remove its ports' DHCP
+     * reservations, and each network nothing uses any more. Every piece may be absent (this is the
+     * boot saga's compensation and the delete path). Volumes are not touched (storage activities).
+     */
+    destroyServer: (req: TeardownRequest): Promise<void> =>
+      asActivity(() => {
+        checkDomainName(req.domainName);
+        return serverLocks.run(req.domainName, () => teardown(req));
+      }),
+
+    /**
+     * start (wait until running), stop (graceful, destroyed after `stopTimeoutMs`), reboot (ACPI
+     * when running; started when not). Absent domain: non-retryable NotFound.
+     */
+    powerAction: (req: { domainName: string; action: PowerAction }): Promise<void> =>
+      asActivity(() => {
+        checkDomainName(req.domainName);
+        return serverLocks.run(req.domainName, () => power(req.domainName, req.action));
+      }),
+
+    /** The tail (default 100 KiB, at most 1 MiB) of the serial console log; '' when there is none. */
+    readConsole: (req: { domainName: string; maxBytes?: number }): Promise<string> =>
+      asActivity(() => {
+        checkDomainName(req.domainName);
+        const wanted = req.maxBytes !== undefined && Number.isFinite(req.maxBytes) ? Math.floor(req.maxBytes) : DEFAULT_CONSOLE_BYTES;
+        const maxBytes = Math.max(0, Math.min(wanted, MAX_CONSOLE_BYTES));
+        return console_(req.domainName, maxBytes);
+      }),
+  } satisfies ComputeHostActivitiesContract & Record<string, unknown>;
+  return activities;
 }
 
 export type ComputeHostActivities = ReturnType<typeof createComputeHostActivities>;

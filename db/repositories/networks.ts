@@ -1,0 +1,81 @@
+/** Networks (Neutron): a project's L2 segment; subnets and ports hang off it. */
+import { Conflict, NotFound } from '../../core/errors';
+import { atDbEdge, conflict, insertedRow, missing } from '../errors';
+import { isUuid, newId } from '../ids';
+import { byCreation, paginate } from '../pagination';
+import type { Page, PageRequest, Queryable } from '../types';
+
+export interface Network {
+  id: string;
+  projectId: string;
+  name: string;
+  createdAt: Date;
+}
+
+interface NetworkRow {
+  id: string;
+  project_id: string;
+  name: string;
+  created_at: Date;
+}
+
+const COLUMNS = ['id', 'project_id', 'name', 'created_at'];
+
+function toNetwork(row: NetworkRow): Network {
+  return { id: row.id, projectId: row.project_id, name: row.name, createdAt: row.created_at };
+}
+
+const notFound = (id: string) => new NotFound(`network '${id}' not found`);
+
+export interface NewNetwork {
+  id?: string;
+  projectId: string;
+  name: string;
+}
+
+/** Throws Conflict when the project already has a network of that name, NotFound when the project does not exist. */
+export async function create(db: Queryable, input: NewNetwork): Promise<Network> {
+  if (!isUuid(input.projectId)) throw missing('project_id', `project '${input.projectId}' not found`)();
+  const rows = await atDbEdge<NetworkRow[]>(
+    () =>
+      db('networks')
+        .insert({ id: input.id ?? newId(), project_id: input.projectId, name: input.name })
+        .returning(COLUMNS),
+    {
+      networks_project_id_name_key: conflict('name', `the project already has a network named '${input.name}'`),
+      networks_pkey: conflict('id', `network '${input.id ?? ''}' already exists`),
+      networks_project_id_fkey: missing('project_id', `project '${input.projectId}' not found`),
+    },
+  );
+  return toNetwork(insertedRow(rows));
+}
+
+export async function get(db: Queryable, id: string): Promise<Network | null> {
+  if (!isUuid(id)) return null;
+  const row = (await db('networks').select(COLUMNS).where({ id }).first()) as NetworkRow | undefined;
+  return row ? toNetwork(row) : null;
+}
+
+/** Ordered by creation; `projectId` filters. */
+export function list(db: Queryable, page: PageRequest & { projectId?: string }): Promise<Page<Network>> {
+  if (page.projectId !== undefined && !isUuid(page.projectId)) return Promise.resolve({ items: [], next: null });
+  const q = db('networks').select(COLUMNS);
+  if (page.projectId !== undefined) q.where('project_id', page.projectId);
+  return paginate(db, q, byCreation('networks'), page, toNetwork);
+}
+
+/**
+ * Deletes the network with its subnets (cascade). Throws NotFound, or Conflict while ports exist on
+ * it: the ports' foreign keys refuse the delete, so a port created meanwhile cannot be orphaned.
+ */
+export async function remove(db: Queryable, id: string): Promise<void> {
+  if (!isUuid(id)) throw notFound(id);
+  const hasPorts = () => new Conflict(`network '${id}' has ports: delete them first`);
+  const count = await atDbEdge(() => db('networks').where({ id }).delete(), {
+    ports_network_id_fkey: hasPorts,
+    ports_subnet_id_fkey: hasPorts,
+  });
+  if (count === 0) throw notFound(id);
+}
+
+export { remove as delete };

@@ -1,0 +1,219 @@
+/**
+ * Servers (Nova instances). Status follows Nova: BUILD → ACTIVE ⇄ SHUTOFF, ERROR, DELETED, with a
+ * task_state naming the step in progress. Deleting marks the row DELETED (it stays readable by id).
+ */
+import { Conflict, InvalidInput, NotFound } from '../../core/errors';
+import { atDbEdge, conflict, insertedRow, missing } from '../errors';
+import { isUuid } from '../ids';
+import { byCreation, paginate } from '../pagination';
+import type { Page, PageRequest, Queryable } from '../types';
+
+export const SERVER_STATUSES = ['BUILD', 'ACTIVE', 'SHUTOFF', 'ERROR', 'DELETED'] as const;
+export type ServerStatus = (typeof SERVER_STATUSES)[number];
+
+/** Why a server went to ERROR: the workflow step, a machine-readable code, a message for people. */
+export interface ServerFault {
+  step: string;
+  code: string;
+  message: string;
+}
+
+export interface Server {
+  id: string;
+  projectId: string;
+  /** Who created it; null once that user is deleted. */
+  userId: string | null;
+  name: string;
+  /** The flavor it was created with; may name a deleted flavor when the server is DELETED. */
+  flavorId: string;
+  /** null for a server booted without an image, or once the image is deleted. */
+  imageId: string | null;
+  status: ServerStatus;
+  /** The step in progress ('scheduling', 'networking', 'block_device_mapping', 'spawning', 'deleting', …) or null. */
+  taskState: string | null;
+  powerState: string | null;
+  /** The host it runs on, once scheduled. */
+  host: string | null;
+  metadata: Record<string, string>;
+  fault: ServerFault | null;
+  createdAt: Date;
+  updatedAt: Date;
+  deletedAt: Date | null;
+}
+
+interface ServerRow {
+  id: string;
+  project_id: string;
+  user_id: string | null;
+  name: string;
+  flavor_id: string;
+  image_id: string | null;
+  status: ServerStatus;
+  task_state: string | null;
+  power_state: string | null;
+  host: string | null;
+  metadata: Record<string, string>;
+  fault: ServerFault | null;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+}
+
+const COLUMNS = [
+  'id', 'project_id', 'user_id', 'name', 'flavor_id', 'image_id', 'status', 'task_state', 'power_state', 'host',
+  'metadata', 'fault', 'created_at', 'updated_at', 'deleted_at',
+];
+
+function toServer(row: ServerRow): Server {
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    userId: row.user_id,
+    name: row.name,
+    flavorId: row.flavor_id,
+    imageId: row.image_id,
+    status: row.status,
+    taskState: row.task_state,
+    powerState: row.power_state,
+    host: row.host,
+    metadata: row.metadata,
+    fault: row.fault,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    deletedAt: row.deleted_at,
+  };
+}
+
+const notFound = (id: string) => new NotFound(`server '${id}' not found`);
+
+export interface NewServer {
+  /** Chosen by the caller (the workflow id derives from it). */
+  id: string;
+  projectId: string;
+  userId: string | null;
+  name: string;
+  flavorId: string;
+  imageId: string | null;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Inserts the server as BUILD / task_state 'scheduling'. Throws Conflict when the id exists, NotFound
+ * (project_id, user_id, flavor_id, image_id) when a referenced row does not. The flavor row is
+ * locked (FOR KEY SHARE, as a foreign key check would) until the insert commits, so flavors.remove
+ * either sees this server or this create sees the flavor gone.
+ */
+export async function create(db: Queryable, input: NewServer): Promise<Server> {
+  const refs = { project_id: input.projectId, user_id: input.userId, flavor_id: input.flavorId, image_id: input.imageId };
+  for (const [field, value] of Object.entries(refs)) {
+    if (value !== null && !isUuid(value)) throw missing(field, `${field.replace(/_id$/, '')} '${value}' not found`)();
+  }
+  if (!isUuid(input.id)) throw new InvalidInput(`server id '${input.id}' is not a uuid`, [{ field: 'id', message: 'not a uuid' }]);
+  const flavorMissing = missing('flavor_id', `flavor '${input.flavorId}' not found`);
+  return db.transaction(async (trx) => {
+    const flavor = await trx('flavors').select('id').where({ id: input.flavorId }).forKeyShare().first();
+    if (!flavor) throw flavorMissing();
+    const rows = await atDbEdge<ServerRow[]>(
+      () =>
+        trx('servers')
+          .insert({
+            id: input.id,
+            ...refs,
+            name: input.name,
+            status: 'BUILD',
+            task_state: 'scheduling',
+            metadata: JSON.stringify(input.metadata ?? {}),
+          })
+          .returning(COLUMNS),
+      {
+        servers_pkey: conflict('id', `server '${input.id}' already exists`),
+        servers_project_id_fkey: missing('project_id', `project '${input.projectId}' not found`),
+        servers_user_id_fkey: missing('user_id', `user '${input.userId ?? ''}' not found`),
+        servers_image_id_fkey: missing('image_id', `image '${input.imageId ?? ''}' not found`),
+      },
+    );
+    return toServer(insertedRow(rows));
+  });
+}
+
+/** The server, DELETED ones included; null when there never was one. */
+export async function get(db: Queryable, id: string): Promise<Server | null> {
+  if (!isUuid(id)) return null;
+  const row = (await db('servers').select(COLUMNS).where({ id }).first()) as ServerRow | undefined;
+  return row ? toServer(row) : null;
+}
+
+/** Ordered by creation; `projectId` filters; DELETED servers only with `includeDeleted`. */
+export function list(db: Queryable, page: PageRequest & { projectId?: string; includeDeleted?: boolean }): Promise<Page<Server>> {
+  if (page.projectId !== undefined && !isUuid(page.projectId)) return Promise.resolve({ items: [], next: null });
+  const q = db('servers').select(COLUMNS);
+  if (page.projectId !== undefined) q.where('project_id', page.projectId);
+  if (!page.includeDeleted) q.whereNot('status', 'DELETED');
+  return paginate(db, q, byCreation('servers'), page, toServer);
+}
+
+export interface ServerPatch {
+  status?: ServerStatus;
+  taskState?: string | null;
+  powerState?: string | null;
+  host?: string | null;
+  fault?: ServerFault | null;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Applies the patch (fields left undefined are kept) and bumps updated_at, in one conditional update.
+ * Only while the status is one of `from` (default: any but DELETED, so a late step of a create
+ * workflow cannot revive a deleted server). Throws NotFound, or Conflict "server X is S, not …".
+ * Marking DELETED goes through markDeleted.
+ */
+export async function update(
+  db: Queryable,
+  id: string,
+  patch: ServerPatch,
+  options: { from?: readonly ServerStatus[] } = {},
+): Promise<Server> {
+  if (!isUuid(id)) throw notFound(id);
+  const from = options.from ?? SERVER_STATUSES.filter((s) => s !== 'DELETED');
+  const set: Record<string, unknown> = { updated_at: db.fn.now() };
+  if (patch.status !== undefined) set.status = patch.status;
+  if (patch.taskState !== undefined) set.task_state = patch.taskState;
+  if (patch.powerState !== undefined) set.power_state = patch.powerState;
+  if (patch.host !== undefined) set.host = patch.host;
+  if (patch.fault !== undefined) set.fault = patch.fault === null ? null : JSON.stringify(patch.fault);
+  if (patch.metadata !== undefined) set.metadata = JSON.stringify(patch.metadata);
+  if (patch.status === 'DELETED') set.deleted_at = db.fn.now();
+  const [row] = await atDbEdge<ServerRow[]>(() => db('servers').where({ id }).whereIn('status', [...from]).update(set).returning(COLUMNS));
+  if (row) return toServer(row);
+  const current = await get(db, id);
+  if (!current) throw notFound(id);
+  throw new Conflict(`server '${id}' is ${current.status}, not ${from.join(' or ')}`, [{ field: 'status', message: current.status }]);
+}
+
+/**
+ * Marks the server DELETED (task_state cleared, deleted_at set once). Idempotent: a deleted server
+ * is returned as it is. Throws NotFound.
+ */
+export async function markDeleted(db: Queryable, id: string): Promise<Server> {
+  if (!isUuid(id)) throw notFound(id);
+  const [row] = (await db('servers')
+    .where({ id })
+    .whereNot('status', 'DELETED')
+    .update({ status: 'DELETED', task_state: null, deleted_at: db.fn.now(), updated_at: db.fn.now() })
+    .returning(COLUMNS)) as ServerRow[];
+  if (row) return toServer(row);
+  const current = await get(db, id);
+  if (!current) throw notFound(id);
+  return current;
+}
+
+/**
+ * Deletes the row outright: only for undoing a create whose workflow never started (a server that
+ * ran is marked DELETED instead). Throws NotFound.
+ */
+export async function remove(db: Queryable, id: string): Promise<void> {
+  const count = isUuid(id) ? await db('servers').where({ id }).delete() : 0;
+  if (count === 0) throw notFound(id);
+}
+
+export { remove as delete };

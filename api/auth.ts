@@ -1,7 +1,8 @@
 /** Bearer-token authentication for every /v1 call except logging in. */
 import type { RequestHandler } from 'express';
 import { Unauthorized } from '../core/errors';
-import { requireAdmin, type AuthContext, type IdentityService } from '../services/identity';
+import { Forbidden } from '../core/errors';
+import { hasRole, requireAdmin, type AuthContext, type IdentityService } from '../services/identity';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -30,3 +31,8 @@ export const adminOnly: RequestHandler = (req, _res, next) => {
   requireAdmin(callerOf(req));
   next();
 };
+
+/** Readers look; members and admins change things. */
+export function requireWriter(auth: AuthContext): void {
+  if (!hasRole(auth, 'admin', 'member')) throw new Forbidden('the reader role cannot change resources');
+}

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import type { Server } from 'node:http';
 import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { FaultPlan } from '../activities/fault-injection';
 import { createApp } from '../api/app';
 import type { Config } from '../core/config';
 import { ConfigError } from '../core/config';
@@ -17,6 +18,8 @@ import { MissingDependency } from '../core/errors';
 import type { Logger } from '../core/log';
 import { openDatabase, type Database } from '../db/connect';
 import { migrateLatest } from '../db/migrate';
+import { ImageUrlSigner, resolveSecretKey } from '../images/signed-url';
+import { FilesystemImageStore } from '../images/store';
 import { openHypervisor } from '../libvirt';
 import { createIdentityService } from '../services/identity';
 import { connectTemporal, ensureNamespaceAndSearchAttributes } from '../temporal/connection';
@@ -40,6 +43,8 @@ export interface RunningCloud {
   stop(): Promise<void>;
   /** Resolves if a part of the cloud dies on its own (a worker crash, the dev server exiting). */
   failed: Promise<Error>;
+  /** The database this process opened (embedding and tests: PGlite admits one opener per directory). */
+  db?: Database;
 }
 
 /** Components stop in reverse start order, each within a bound; bin/stratus.ts exits after 9 s whatever happens. */
@@ -86,6 +91,8 @@ export interface StartOptions {
   forwardCoreLogs?: boolean;
   /** Validate API responses against the spec (tests). */
   validateResponses?: boolean;
+  /** Tests only: failures injected on purpose (create-flow steps on the conductor, hypervisor calls on the agent). */
+  faults?: FaultPlan;
 }
 
 export async function startCloud(role: Role, config: Config, log: Logger, options: StartOptions = {}): Promise<RunningCloud> {
@@ -100,6 +107,8 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
   };
   const runs = { api: role === 'up' || role === 'api', conductor: role === 'up' || role === 'conductor', agent: role === 'up' || role === 'agent' };
   if (role !== 'up') requireSharedServices(config, role, role !== 'agent');
+  // api and conductor share the key that signs image download URLs (`up` keeps a generated one in the data dir).
+  const signer = runs.api || runs.conductor ? new ImageUrlSigner(resolveSecretKey(config, role)) : undefined;
 
   try {
     fs.mkdirSync(config.dataDir, { recursive: true });
@@ -150,7 +159,20 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
 
     // 2. Conductor worker.
     if (runs.conductor && db && workflowBundle) {
-      runWorker('conductor', await createConductorWorker({ connection: native, namespace: config.temporal.namespace, db, log, workflowBundle }));
+      const images = signer ? { signer, apiBaseUrl: config.api.publicUrl, urlTtlSeconds: config.images.urlTtlSeconds } : undefined;
+      runWorker(
+        'conductor',
+        await createConductorWorker({
+          connection: native,
+          namespace: config.temporal.namespace,
+          db,
+          log,
+          workflowBundle,
+          heartbeatSeconds: config.host.heartbeatSeconds,
+          images: images!,
+          ...(options.faults ? { faults: options.faults } : {}),
+        }),
+      );
     }
 
     // 3. Host agent.
@@ -168,6 +190,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
         hypervisor,
         host: config.host,
         log,
+        ...(options.faults ? { faults: options.faults } : {}),
       });
       runWorker('agent', agent.worker);
       stack.add('agent heartbeats', () => agent.stopHeartbeats());
@@ -178,10 +201,11 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
     let apiUrl: string | undefined;
     let localApiUrl: string | undefined;
     let generatedAdminPassword: string | undefined;
-    if (runs.api && db) {
+    if (runs.api && db && signer) {
       const identity = createIdentityService({ db: db, tokenTtlSeconds: config.identity.tokenTtlSeconds });
       generatedAdminPassword = (await identity.bootstrapAdmin(config.identity.adminPassword)).generatedPassword;
-      const app = createApp({ config, db, temporal: client, identity, log, validateResponses: options.validateResponses ?? false });
+      const images = { store: new FilesystemImageStore(config.images.storeDir), signer };
+      const app = createApp({ config, db, temporal: client, identity, log, images, validateResponses: options.validateResponses ?? false });
       const server: Server = await listen(app, config.api.host, config.api.port);
       stack.add('api', () => close(server));
       apiUrl = config.api.publicUrl;
@@ -196,6 +220,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
       ...(apiUrl ? { apiUrl } : {}),
       ...(generatedAdminPassword ? { generatedAdminPassword } : {}),
       readyMs: Date.now() - started,
+      ...(db ? { db } : {}),
       stop: () => {
         stopping = true;
         return stack.stopAll();

@@ -5,7 +5,12 @@
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import type { Knex } from 'knex';
 import { createComputeControlActivities } from '../activities/compute/control';
+import type { FaultPlan } from '../activities/fault-injection';
+import { createImageControlActivities } from '../activities/image/control';
+import { createNetworkControlActivities } from '../activities/network/control';
+import { createStorageControlActivities } from '../activities/storage/control';
 import type { Logger } from '../core/log';
+import type { ImageUrlSigner } from '../images/signed-url';
 import { CONDUCTOR_TASK_QUEUE } from '../temporal/constants';
 
 export interface ConductorDeps {
@@ -13,8 +18,12 @@ export interface ConductorDeps {
   namespace: string;
   db: Knex;
   log: Logger;
+  heartbeatSeconds: number;
+  images: { signer: ImageUrlSigner; apiBaseUrl: string; urlTtlSeconds: number };
   /** A pre-built workflow bundle (tests build one per file); by default the workflows are bundled at start. */
   workflowBundle?: { code: string };
+  /** Tests only: failures injected on purpose at the create flow's conductor steps. */
+  faults?: FaultPlan;
 }
 
 /** Bundles the workflows (webpack, ~1 s) for the conductor's isolated workflow sandbox. */
@@ -33,14 +42,42 @@ export async function bundleWorkflows(log: Logger): Promise<{ code: string }> {
   });
 }
 
-export async function createConductorWorker({ connection, namespace, db, log, workflowBundle }: ConductorDeps): Promise<Worker> {
+/** The conductor's activities, each step of the create flow a named fault point (checked only when a plan is given). */
+export function conductorActivities(deps: Pick<ConductorDeps, 'db' | 'log' | 'heartbeatSeconds' | 'images' | 'faults'>) {
+  const { db, heartbeatSeconds } = deps;
+  const activities = {
+    ...createComputeControlActivities({ db, log: deps.log.child({ component: 'conductor' }), heartbeatSeconds }),
+    ...createImageControlActivities({ db, ...deps.images }),
+    ...createNetworkControlActivities({ db }),
+    ...createStorageControlActivities({ db, heartbeatSeconds }),
+  };
+  const faults = deps.faults;
+  if (!faults) return activities;
+  const points: Record<string, keyof typeof activities> = {
+    authenticate: 'authenticateRequest',
+    select_image: 'selectImage',
+    schedule: 'claimHost',
+    allocate_port: 'allocatePorts',
+    attach_volume: 'prepareServerVolumes',
+    start_metering: 'recordMeterStart',
+  };
+  const wrapped: Record<string, unknown> = { ...activities };
+  for (const [point, name] of Object.entries(points)) {
+    const original = activities[name] as (...args: unknown[]) => Promise<unknown>;
+    wrapped[name] = async (...args: unknown[]) => {
+      faults.check(point);
+      return original(...args);
+    };
+  }
+  return wrapped as typeof activities;
+}
+
+export async function createConductorWorker(deps: ConductorDeps): Promise<Worker> {
   return Worker.create({
-    connection,
-    namespace,
+    connection: deps.connection,
+    namespace: deps.namespace,
     taskQueue: CONDUCTOR_TASK_QUEUE,
-    ...(workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: {
-      ...createComputeControlActivities({ db, log: log.child({ component: 'conductor' }) }),
-    },
+    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    activities: conductorActivities(deps),
   });
 }

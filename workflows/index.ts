@@ -1,2 +1,8 @@
 /** Every workflow the conductor runs; this file is the entry point of the workflow bundle. */
 export { hostMonitor } from './host-monitor';
+export { createServer } from './create-server';
+export { deleteServer } from './delete-server';
+export { serverAction } from './server-action';
+export { meterServer } from './meter-server';
+export { createVolume, deleteVolume, attachVolume, detachVolume } from './volumes';
+export { serverConsole } from './server-console';

@@ -1,10 +1,19 @@
 /**
  * Compute activities that run on the conductor (they touch the database): host registration and
- * liveness. Built by a factory from explicit dependencies so tests hand in their own database.
+ * liveness, the server record, scheduling (placement claims), operations and metering records.
+ * Built by a factory from explicit dependencies so tests hand in their own database.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Logger } from '../../core/log';
+import * as claims from '../../db/repositories/claims';
 import * as hosts from '../../db/repositories/hosts';
+import * as meters from '../../db/repositories/meters';
+import * as operations from '../../db/repositories/operations';
+import * as projects from '../../db/repositories/projects';
+import * as servers from '../../db/repositories/servers';
+import * as users from '../../db/repositories/users';
+import type { Flavor } from './types';
 
 /** What a host agent reports about itself on every heartbeat. */
 export interface HostReport {
@@ -20,10 +29,96 @@ export interface HostReport {
 export interface ComputeControlDeps {
   db: Knex;
   log: Logger;
+  /** A host is schedulable while its last heartbeat is younger than 3 of these. */
+  heartbeatSeconds: number;
 }
 
-export function createComputeControlActivities({ db, log }: ComputeControlDeps) {
+export interface ServerStatePatch {
+  serverId: string;
+  status?: servers.ServerStatus;
+  taskState?: string | null;
+  powerState?: string | null;
+  host?: string | null;
+  fault?: { step: string; code: string; message: string } | null;
+}
+
+export function createComputeControlActivities({ db, log, heartbeatSeconds }: ComputeControlDeps) {
   return {
+    /** The caller and the project are still enabled (they may have been disabled since the API call). */
+    async authenticateRequest({ userId, projectId }: { userId: string; projectId: string }): Promise<void> {
+      const [user, project] = await Promise.all([users.getById(db, userId), projects.getById(db, projectId)]);
+      if (!user?.enabled) throw ApplicationFailure.nonRetryable(`user ${userId} is disabled or gone`, 'NotAuthorized');
+      if (!project?.enabled) throw ApplicationFailure.nonRetryable(`project ${projectId} is disabled or gone`, 'NotAuthorized');
+    },
+
+    /** Updates the server record and returns it (the delete flow reads the host from it). */
+    async setServerState(patch: ServerStatePatch): Promise<{ host: string | null; status: string }> {
+      const { serverId, ...changes } = patch;
+      const server = await servers.update(db, serverId, changes);
+      return { host: server.host, status: server.status };
+    },
+
+    /**
+     * Placement: filter live hosts (not excluded, the required one if any) with room for the flavor,
+     * weigh by free RAM, and claim atomically in the database. No host → NoValidHost naming, for each
+     * host, why it was not chosen.
+     */
+    async claimHost(req: {
+      serverId: string;
+      flavor: Flavor;
+      excludeHosts: string[];
+      requiredHost?: string | null;
+      lastFailure?: string;
+    }): Promise<string> {
+      const { items } = await hosts.list(db, { limit: 1000 });
+      const usage = await claims.usageByHost(db);
+      const reasons: Record<string, string> = {};
+      const now = Date.now();
+      const candidates = items
+        .filter((h) => {
+          if (req.requiredHost && h.name !== req.requiredHost) reasons[h.name] = `not ${req.requiredHost}, where the server's volumes are`;
+          else if (req.excludeHosts.includes(h.name)) reasons[h.name] = `failed this request already${req.lastFailure ? ` (${req.lastFailure})` : ''}`;
+          else if (h.status !== 'up' || now - new Date(h.lastSeenAt).getTime() > heartbeatSeconds * 3000) reasons[h.name] = 'host agent is down';
+          else return true;
+          return false;
+        })
+        .map((h) => ({ host: h, freeRam: h.ramMb - (usage[h.name]?.ramMb ?? 0) }))
+        .sort((a, b) => b.freeRam - a.freeRam || a.host.name.localeCompare(b.host.name))
+        .map((c) => c.host.name);
+      const result = await claims.claim(db, {
+        serverId: req.serverId,
+        vcpus: req.flavor.vcpus,
+        ramMb: req.flavor.ramMb,
+        diskGb: req.flavor.diskGb,
+        candidates,
+      });
+      if (result.host) return result.host;
+      Object.assign(reasons, result.reasons);
+      const explained = Object.entries(reasons).map(([host, why]) => `${host}: ${why}`);
+      throw ApplicationFailure.nonRetryable(
+        `no valid host for ${req.flavor.name} (${req.flavor.vcpus} vCPU, ${req.flavor.ramMb} MB RAM, ${req.flavor.diskGb} GB disk)` +
+          (explained.length > 0 ? ` — ${explained.join('; ')}` : ' — no host agent has registered'),
+        'NoValidHost',
+        reasons,
+      );
+    },
+
+    async releaseClaim({ serverId }: { serverId: string }): Promise<void> {
+      await claims.release(db, serverId);
+    },
+
+    async finishOperation(req: { operationId: string; status: 'succeeded' | 'failed'; error?: operations.OperationError }): Promise<void> {
+      await operations.finish(db, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) });
+    },
+
+    async recordMeterStart(req: { serverId: string; workflowId: string }): Promise<void> {
+      await meters.start(db, req);
+    },
+
+    async recordMeterStop({ serverId }: { serverId: string }): Promise<void> {
+      await meters.stop(db, serverId);
+    },
+
     async recordHostHeartbeat(report: HostReport): Promise<void> {
       await hosts.upsertHeartbeat(db, report);
     },

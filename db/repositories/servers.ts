@@ -171,7 +171,7 @@ export async function update(
   db: Queryable,
   id: string,
   patch: ServerPatch,
-  options: { from?: readonly ServerStatus[] } = {},
+  options: { from?: readonly ServerStatus[]; /** Only when no task is in progress (task_state is null). */ idle?: boolean } = {},
 ): Promise<Server> {
   if (!isUuid(id)) throw notFound(id);
   const from = options.from ?? SERVER_STATUSES.filter((s) => s !== 'DELETED');
@@ -183,10 +183,17 @@ export async function update(
   if (patch.fault !== undefined) set.fault = patch.fault === null ? null : JSON.stringify(patch.fault);
   if (patch.metadata !== undefined) set.metadata = JSON.stringify(patch.metadata);
   if (patch.status === 'DELETED') set.deleted_at = db.fn.now();
-  const [row] = await atDbEdge<ServerRow[]>(() => db('servers').where({ id }).whereIn('status', [...from]).update(set).returning(COLUMNS));
+  const [row] = await atDbEdge<ServerRow[]>(() => {
+    const q = db('servers').where({ id }).whereIn('status', [...from]);
+    if (options.idle) q.whereNull('task_state');
+    return q.update(set).returning(COLUMNS);
+  });
   if (row) return toServer(row);
   const current = await get(db, id);
   if (!current) throw notFound(id);
+  if (options.idle && current.taskState !== null && from.includes(current.status)) {
+    throw new Conflict(`server '${id}' is busy: ${current.taskState}`, [{ field: 'task_state', message: current.taskState }]);
+  }
   throw new Conflict(`server '${id}' is ${current.status}, not ${from.join(' or ')}`, [{ field: 'status', message: current.status }]);
 }
 

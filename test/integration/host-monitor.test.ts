@@ -9,6 +9,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import { silentLogger } from '../../core/log';
 import * as hosts from '../../db/repositories/hosts';
 import { CONDUCTOR_TASK_QUEUE } from '../../temporal/constants';
+import { ImageUrlSigner } from '../../images/signed-url';
 import { bundleWorkflows, createConductorWorker } from '../../workers/conductor';
 import { installTemporalRuntime } from '../../workers/temporal-runtime';
 import { goodbyeSignal, heartbeatSignal, hostMonitor, hostMonitorWorkflowId } from '../../workflows/host-monitor';
@@ -27,7 +28,15 @@ beforeAll(async () => {
   installTemporalRuntime(silentLogger, { forwardCoreLogs: false });
   native = await NativeConnection.connect({ address });
   const workflowBundle = await bundleWorkflows(silentLogger);
-  worker = await createConductorWorker({ connection: native, namespace, db: db(), log: silentLogger, workflowBundle });
+  worker = await createConductorWorker({
+    connection: native,
+    namespace,
+    db: db(),
+    log: silentLogger,
+    workflowBundle,
+    heartbeatSeconds: 1,
+    images: { signer: new ImageUrlSigner('x'.repeat(32)), apiBaseUrl: 'http://127.0.0.1:1', urlTtlSeconds: 60 },
+  });
   running = worker.run();
   connection = await Connection.connect({ address });
   client = new Client({ connection, namespace });

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import type { FaultPlan } from '../../activities/fault-injection';
 import { loadConfig, type Config } from '../../core/config';
 import { createLogger } from '../../core/log';
 import { startCloud, type RunningCloud } from '../../workers/cloud';
@@ -22,10 +23,14 @@ export interface TestCloud {
   /** fetch against the API, JSON in and out; `token` adds the bearer header. */
   call(method: string, urlPath: string, options?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
   login(username?: string, password?: string, project?: string): Promise<string>;
+  /** GETs `urlPath` until `done(body)` holds (or the status is `untilStatus`); fails after `timeoutMs`. */
+  waitFor(urlPath: string, token: string, done: (res: { status: number; body: any }) => boolean, timeoutMs?: number): Promise<{ status: number; body: any }>;
   stop(): Promise<void>;
 }
 
-export async function startTestCloud(options: { databaseUrl?: string; env?: Record<string, string> } = {}): Promise<TestCloud> {
+export async function startTestCloud(
+  options: { databaseUrl?: string; env?: Record<string, string>; faults?: FaultPlan } = {},
+): Promise<TestCloud> {
   const temporal = testTemporal();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-test-'));
   const port = await freePort();
@@ -42,7 +47,11 @@ export async function startTestCloud(options: { databaseUrl?: string; env?: Reco
     ...options.env,
   });
   const log = createLogger(process.env.STRATUS_TEST_LOG_LEVEL ?? 'silent');
-  const cloud = await startCloud('up', config, log, { forwardCoreLogs: false, validateResponses: true });
+  const cloud = await startCloud('up', config, log, {
+    forwardCoreLogs: false,
+    validateResponses: true,
+    ...(options.faults ? { faults: options.faults } : {}),
+  });
   const baseUrl = `http://127.0.0.1:${port}`;
 
   const call: TestCloud['call'] = async (method, urlPath, { token, body, headers = {} } = {}) => {
@@ -74,6 +83,15 @@ export async function startTestCloud(options: { databaseUrl?: string; env?: Reco
       const res = await call('POST', '/v1/auth/tokens', { body: { username, password, project } });
       if (res.status !== 201) throw new Error(`login as ${username} failed: ${res.status} ${JSON.stringify(res.body)}`);
       return (res.body as { token: string }).token;
+    },
+    async waitFor(urlPath, token, done, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const res = await call('GET', urlPath, { token });
+        if (done(res)) return res;
+        if (Date.now() > deadline) throw new Error(`timed out waiting on ${urlPath}: last ${res.status} ${JSON.stringify(res.body)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
     },
     async stop() {
       await cloud.stop();

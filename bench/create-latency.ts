@@ -1,0 +1,106 @@
+/**
+ * POST /v1/servers → ACTIVE latency over N sequential creates on libvirt's test driver, through the
+ * whole stack: API, Temporal (its own embedded dev server), conductor, host agent, PGlite.
+ *
+ *   npm run bench:create            # 50 creates
+ *   BENCH_CREATES=200 npm run bench:create
+ *
+ * Each server is deleted after it is measured (not timed), so the host never fills up.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { loadConfig } from '../core/config';
+import { createLogger } from '../core/log';
+import { freePort } from '../core/ports';
+import { startCloud } from '../workers/cloud';
+
+const N = Number(process.env.BENCH_CREATES ?? 50);
+const POLL_MS = 5;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function main(): Promise<void> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-'));
+  const port = await freePort();
+  const config = loadConfig({
+    ...process.env,
+    STRATUS_DATA_DIR: dataDir,
+    STRATUS_API_PORT: String(port),
+    TEMPORAL_PORT: String(await freePort()),
+    TEMPORAL_UI_PORT: String(await freePort()),
+    STRATUS_ADMIN_PASSWORD: 'bench-password',
+    STRATUS_LIBVIRT_URI: 'test:///default',
+    STRATUS_HOST_NAME: 'bench-host',
+    LOG_LEVEL: 'warn',
+  });
+  const cloud = await startCloud('up', config, createLogger('warn'));
+  const api = `http://127.0.0.1:${port}`;
+  const call = async (method: string, url: string, token?: string, body?: unknown) => {
+    const res = await fetch(`${api}${url}`, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+  try {
+    const token = (await call('POST', '/v1/auth/tokens', undefined, { username: 'admin', password: 'bench-password', project: 'admin' })).body.token as string;
+    const image = (await call('POST', '/v1/images', token, { name: 'bench', disk_format: 'raw' })).body;
+    await fetch(`${api}/v1/images/${image.id}/file`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+      body: randomBytes(1024 * 1024),
+    });
+    const network = (await call('POST', '/v1/networks', token, { name: 'bench' })).body;
+    await call('POST', '/v1/subnets', token, { network_id: network.id, cidr: '10.99.0.0/16' });
+    const flavor = (await call('GET', '/v1/flavors', token)).body.flavors.find((f: { name: string }) => f.name === 'm1.tiny');
+
+    const latencies: number[] = [];
+    for (let i = 0; i < N + 1; i += 1) {
+      const started = performance.now();
+      const created = await call('POST', '/v1/servers', token, {
+        name: `bench-${i}`,
+        flavor_id: flavor.id,
+        image_id: image.id,
+        networks: [{ network_id: network.id }],
+      });
+      if (created.status !== 202) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
+      const id = created.body.server.id as string;
+      for (;;) {
+        const s = (await call('GET', `/v1/servers/${id}`, token)).body;
+        if (s.status === 'ACTIVE') break;
+        if (s.status === 'ERROR') throw new Error(`server ${id} failed: ${JSON.stringify(s.fault)}`);
+        await new Promise((r) => setTimeout(r, POLL_MS));
+      }
+      if (i > 0) latencies.push(performance.now() - started); // the first create warms caches (image pull)
+      await call('DELETE', `/v1/servers/${id}`, token);
+      for (;;) {
+        if ((await call('GET', `/v1/servers/${id}`, token)).status === 404) break;
+        await new Promise((r) => setTimeout(r, POLL_MS));
+      }
+    }
+    latencies.sort((a, b) => a - b);
+    const mean = latencies.reduce((a, b) => a + b, 0) / latencies.length;
+    const cpus = os.cpus();
+    console.log(`create → ACTIVE over ${N} sequential creates (test driver, 1 NIC, image cached after the first)`);
+    console.log(`cores: ${cpus.length} × ${cpus[0]?.model ?? '?'}`);
+    console.log(`p50 ${percentile(latencies, 50).toFixed(0)} ms   p90 ${percentile(latencies, 90).toFixed(0)} ms   p99 ${percentile(latencies, 99).toFixed(0)} ms`);
+    console.log(`mean ${mean.toFixed(0)} ms   min ${latencies[0]!.toFixed(0)} ms   max ${latencies[latencies.length - 1]!.toFixed(0)} ms`);
+  } finally {
+    await cloud.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,227 @@
+/**
+ * Servers end to end over HTTP, against a whole in-process cloud: real Temporal dev server, PGlite,
+ * libvirt's test driver (whose state the test process shares, so the test can look at the host).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { FaultPlan } from '../../activities/fault-injection';
+import { silentLogger } from '../../core/log';
+import { connectTemporal } from '../../temporal/connection';
+import { bundleWorkflows } from '../../workers/conductor';
+import { testTemporal } from '../support/temporal';
+import { openHypervisor, type Hypervisor } from '../../libvirt';
+import { census } from '../support/libvirt-census';
+import { startTestCloud, type TestCloud } from '../support/cloud';
+import { createNetwork, flavorId, uploadRawImage, waitGone, waitSettled } from '../support/stratus-fixtures';
+
+let t: TestCloud;
+let admin: string;
+let hv: Hypervisor;
+const faults = new FaultPlan();
+let imageId: string;
+let tiny: string;
+let net: { networkId: string; subnetId: string };
+
+beforeAll(async () => {
+  t = await startTestCloud({ faults });
+  admin = await t.login();
+  hv = await openHypervisor('test:///default');
+  imageId = await uploadRawImage(t, admin);
+  tiny = await flavorId(t, admin);
+  net = await createNetwork(t, admin, '10.20.0.0/24');
+}, 120_000);
+
+afterAll(async () => {
+  await hv?.close();
+  await t?.stop();
+});
+
+/** Everything a server can hold, in the database and on the host. */
+async function fullCensus() {
+  const db = t.cloud.db!;
+  const rows = async (table: string, where: Record<string, unknown> = {}) =>
+    (await db(table).where(where).select('*')).map((r: Record<string, unknown>) => JSON.stringify(r)).sort();
+  return {
+    ports: await rows('ports'),
+    claims: await rows('host_claims'),
+    volumes: (await db('volumes').whereNot({ status: 'deleted' }).select('id', 'status', 'server_id')).map((r: unknown) => JSON.stringify(r)).sort(),
+    host: await census(hv, t.config.host.storagePool),
+  };
+}
+
+/** Fetches a finished workflow's history from the server and replays it against the current code. */
+async function replayLiveHistory(workflowId: string) {
+  const { address, namespace } = testTemporal();
+  const { connection, client } = await connectTemporal(address, namespace);
+  try {
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: await bundleWorkflows(silentLogger) }, history, workflowId);
+    return history;
+  } finally {
+    await connection.close();
+  }
+}
+
+function serverBody(extra: Record<string, unknown> = {}) {
+  return {
+    name: 'web-1',
+    flavor_id: tiny,
+    image_id: imageId,
+    networks: [{ network_id: net.networkId }],
+    volumes: [{ size_gb: 1, delete_on_termination: true }],
+    ...extra,
+  };
+}
+
+test('create → ACTIVE with an IP, an in-use volume and a qcow2 overlay root disk; delete → all gone', async () => {
+  const before = await fullCensus();
+  const created = await t.call('POST', '/v1/servers', { token: admin, body: serverBody() });
+  expect(created.status).toBe(202);
+  expect(created.body.server).toMatchObject({ status: 'BUILD', name: 'web-1' });
+  expect(created.body.operation).toMatchObject({ kind: 'server.create', status: 'running' });
+  expect(created.body.operation.links.temporal_ui).toContain(`/workflows/server%3A${created.body.server.id}%3Acreate/`);
+  const id = created.body.server.id as string;
+
+  const server = await waitSettled(t, admin, id);
+  expect(server).toMatchObject({ status: 'ACTIVE', task_state: null, power_state: 'running', fault: null, host: t.config.host.name });
+  expect(server.addresses).toHaveLength(1);
+  expect(server.addresses[0].ip).toMatch(/^10\.20\.0\.\d+$/);
+  expect(server.addresses[0].ip).not.toBe('10.20.0.1'); // the gateway
+  expect(server.volumes_attached).toHaveLength(1);
+  const volume = await t.call('GET', `/v1/volumes/${server.volumes_attached[0].id}`, { token: admin });
+  expect(volume.body).toMatchObject({ status: 'in-use', server_id: id, device: 'vdb', size_gb: 1 });
+
+  // On the host: a running domain whose root disk is a qcow2 overlay on the cached image.
+  const domain = `stratus-${id}`;
+  expect(await hv.domainState(domain)).toBe('running');
+  const vols = await hv.listVolumes(t.config.host.storagePool);
+  const root = vols.find((v) => v.name === `root-${id}`);
+  expect(root).toMatchObject({ format: 'qcow2', backingFormat: 'raw' });
+  expect(root!.backingPath).toContain(t.config.host.imageCacheDir);
+  const disks = await hv.domainDisks(domain);
+  expect(disks.map((d) => d.path)).toEqual(expect.arrayContaining([root!.path]));
+
+  // The operation: every step done, in order, with times.
+  const op = await t.call('GET', `/v1/operations/${created.body.operation.id}`, { token: admin });
+  expect(op.body.status).toBe('succeeded');
+  expect(op.body.progress.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual([
+    'authenticate:done',
+    'select_image:done',
+    'schedule:done',
+    'allocate_port:done',
+    'attach_volume:done',
+    'boot:done',
+    'start_metering:done',
+  ]);
+
+  // Its history replays against today's code (and becomes the replay fixture when asked to).
+  const history = await replayLiveHistory(`server:${id}:create`);
+  if (process.env.STRATUS_RECORD_HISTORY) {
+    fs.writeFileSync(path.join(__dirname, '..', 'fixtures', 'create-server-history.json'), historyToJSON(history));
+  }
+
+  const deleted = await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
+  expect(deleted.status).toBe(202);
+  await waitGone(t, admin, id);
+  expect(await hv.domainState(domain)).toBeUndefined();
+  expect(await fullCensus()).toEqual(before);
+}, 90_000);
+
+describe('a failure at any step leaves ERROR with the step named, and nothing allocated', () => {
+  const cases: Array<[step: string, point: string]> = [
+    ['authenticate', 'authenticate'],
+    ['select_image', 'select_image'],
+    ['schedule', 'schedule'],
+    ['allocate_port', 'allocate_port'],
+    ['attach_volume', 'attach_volume'],
+    ['boot', 'hypervisor.startDomain'], // after the domain and its disks exist: a half-success
+    ['start_metering', 'start_metering'],
+  ];
+  test.each(cases)('%s', async (step, point) => {
+    const before = await fullCensus();
+    faults.failAt(point, 'fatal');
+    try {
+      const created = await t.call('POST', '/v1/servers', { token: admin, body: serverBody({ name: `fail-${step.replace(/_/g, '-')}` }) });
+      expect(created.status).toBe(202);
+      const server = await waitSettled(t, admin, created.body.server.id);
+      expect(server.status).toBe('ERROR');
+      expect(server.fault).toMatchObject({ step, code: 'InjectedFault' });
+      expect(await fullCensus()).toEqual(before);
+      const op = await t.call('GET', `/v1/operations/${created.body.operation.id}`, { token: admin });
+      expect(op.body.status).toBe('failed');
+      expect(op.body.error).toMatchObject({ step });
+      // An ERROR server can be deleted, and that leaves nothing either.
+      expect((await t.call('DELETE', `/v1/servers/${server.id}`, { token: admin })).status).toBe(202);
+      await waitGone(t, admin, server.id);
+      expect(await fullCensus()).toEqual(before);
+    } finally {
+      faults.clear();
+    }
+  }, 90_000);
+});
+
+test('no valid host: ERROR at schedule with a reason per host', async () => {
+  const huge = await t.call('POST', '/v1/flavors', { token: admin, body: { name: 'x1.huge', vcpus: 64, ram_mb: 1_000_000, disk_gb: 10 } });
+  const created = await t.call('POST', '/v1/servers', { token: admin, body: serverBody({ flavor_id: huge.body.id, volumes: [] }) });
+  const server = await waitSettled(t, admin, created.body.server.id);
+  expect(server.fault).toMatchObject({ step: 'schedule', code: 'NoValidHost' });
+  expect(server.fault.message).toContain(`${t.config.host.name}:`);
+  await t.call('DELETE', `/v1/servers/${server.id}`, { token: admin });
+  await waitGone(t, admin, server.id);
+}, 60_000);
+
+test('the same Idempotency-Key, sent 5 times at once, makes one server', async () => {
+  const key = `key-${Date.now()}`;
+  const results = await Promise.all(
+    Array.from({ length: 5 }, () =>
+      t.call('POST', '/v1/servers', { token: admin, body: serverBody({ name: 'once', volumes: [] }), headers: { 'idempotency-key': key } }),
+    ),
+  );
+  const ids = new Set(results.filter((r) => r.status === 202).map((r) => r.body.server.id));
+  expect(ids.size).toBe(1);
+  expect(results.every((r) => r.status === 202 || r.status === 409)).toBe(true);
+  const [id] = [...ids] as string[];
+  await waitSettled(t, admin, id!);
+  const list = await t.call('GET', '/v1/servers?limit=1000', { token: admin });
+  expect(list.body.servers.filter((s: { name: string }) => s.name === 'once')).toHaveLength(1);
+  await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
+  await waitGone(t, admin, id!);
+}, 60_000);
+
+test('bad input is 4xx naming the field, and creates nothing', async () => {
+  const before = await fullCensus();
+  const cases: Array<[Record<string, unknown>, number, string]> = [
+    [{ flavor_id: '00000000-0000-4000-8000-000000000000' }, 400, 'body.flavor_id'],
+    [{ image_id: '00000000-0000-4000-8000-000000000000' }, 404, 'body.image_id'],
+    [{ networks: [{ network_id: '00000000-0000-4000-8000-000000000000' }] }, 400, 'body.networks[0].network_id'],
+    [{ volumes: [{ volume_id: '00000000-0000-4000-8000-000000000000' }] }, 400, 'body.volumes[0].volume_id'],
+    [{ name: '' }, 400, 'body.name'],
+  ];
+  for (const [extra, status, field] of cases) {
+    const res = await t.call('POST', '/v1/servers', { token: admin, body: serverBody(extra) });
+    expect({ status: res.status, field: res.body.fields?.[0]?.field }).toEqual({ status, field });
+  }
+  expect(await fullCensus()).toEqual(before);
+});
+
+test('actions: stop, start, reboot; invalid ones are 409', async () => {
+  const created = await t.call('POST', '/v1/servers', { token: admin, body: serverBody({ name: 'power', volumes: [] }) });
+  const id = created.body.server.id as string;
+  await waitSettled(t, admin, id);
+  expect((await t.call('POST', `/v1/servers/${id}/action`, { token: admin, body: { action: 'start' } })).status).toBe(409);
+  expect((await t.call('POST', `/v1/servers/${id}/action`, { token: admin, body: { action: 'stop' } })).status).toBe(202);
+  expect((await waitSettled(t, admin, id)).status).toBe('SHUTOFF');
+  expect(await hv.domainState(`stratus-${id}`)).toBe('shutoff');
+  expect((await t.call('POST', `/v1/servers/${id}/action`, { token: admin, body: { action: 'reboot' } })).status).toBe(409);
+  expect((await t.call('POST', `/v1/servers/${id}/action`, { token: admin, body: { action: 'start' } })).status).toBe(202);
+  expect((await waitSettled(t, admin, id)).status).toBe('ACTIVE');
+  expect((await t.call('POST', `/v1/servers/${id}/action`, { token: admin, body: { action: 'reboot' } })).status).toBe(202);
+  expect((await waitSettled(t, admin, id)).status).toBe('ACTIVE');
+  const console = await t.call('GET', `/v1/servers/${id}/console`, { token: admin });
+  expect(console.status).toBe(200);
+  expect(typeof console.body.output).toBe('string');
+  await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
+  await waitGone(t, admin, id);
+}, 90_000);

@@ -1,0 +1,176 @@
+/**
+ * Server creation (DESIGN.md §4): authenticate → select image → schedule → allocate port →
+ * attach volume → boot → start metering, as a saga. Each step that can half-succeed registers its
+ * undo before it runs; a failure undoes everything in reverse and leaves the server ERROR with a
+ * fault naming the step. Host-side failures (attach volume on the host, boot) reschedule to another
+ * host, up to a bound; conductor-side failures abort at once.
+ */
+import { ActivityFailure, ParentClosePolicy, startChild, uuid4 } from '@temporalio/workflow';
+import type { Flavor, ImageForHost, PortOnHost, VolumeOnHost } from '../activities/compute/types';
+import { domainNameFor } from '../activities/compute/types';
+import type { NetworkRequest } from '../activities/network/types';
+import type { ServerVolumeRequest } from '../activities/storage/control';
+import { cleanupOnHost, conductor, onHost } from './activity-proxies';
+import { meterServer, meterWorkflowId } from './meter-server';
+import { OperationTracker, operationFailure, StepFailed, toFault } from './progress';
+
+export const CREATE_STEPS = ['authenticate', 'select_image', 'schedule', 'allocate_port', 'attach_volume', 'boot', 'start_metering'] as const;
+
+export interface CreateServerInput {
+  serverId: string;
+  projectId: string;
+  userId: string;
+  operationId: string;
+  flavor: Flavor;
+  imageId: string;
+  networks: NetworkRequest[];
+  /** Existing volumes by id, or new ones by size. */
+  volumes: Array<{ volumeId: string } | { sizeGb: number; deleteOnTermination?: boolean }>;
+  /** Hosts to try at most (the first pick plus reschedules). */
+  maxHostAttempts?: number;
+}
+
+export interface CreateServerResult {
+  serverId: string;
+  host: string;
+}
+
+export function createServerWorkflowId(serverId: string): string {
+  return `server:${serverId}:create`;
+}
+
+export async function createServer(input: CreateServerInput): Promise<CreateServerResult> {
+  const { serverId, projectId } = input;
+  const t = new OperationTracker(CREATE_STEPS);
+  // New volumes get their ids here (uuid4 is deterministic in a workflow), so every retry names the same rows.
+  const volumeRequests: ServerVolumeRequest[] = input.volumes.map((v) => ('volumeId' in v ? v : { ...v, newVolumeId: uuid4() }));
+  const newVolumeIds = volumeRequests.flatMap((v) => ('newVolumeId' in v ? [v.newVolumeId] : []));
+  /** Nova's task_state: which step the server is in, for GET /v1/servers/{id}. */
+  const state = (taskState: string) => conductor.setServerState({ serverId, taskState });
+
+  try {
+    await t.run('authenticate', async () => {
+      await state('authenticating');
+      await conductor.authenticateRequest({ userId: input.userId, projectId });
+    });
+
+    const image: ImageForHost = await t.run('select_image', async () => {
+      await state('selecting_image');
+      return conductor.selectImage({ imageId: input.imageId, projectId, flavor: input.flavor });
+    });
+
+    // Existing volumes pin the server to their host.
+    const pinnedHost = await conductor.hostOfVolumes({ volumeIds: volumeIdsOf(volumeRequests) });
+    const maxAttempts = pinnedHost ? 1 : (input.maxHostAttempts ?? 3);
+    const excluded: string[] = [];
+    let ports: PortOnHost[] | undefined;
+    let lastHostFailure: StepFailed | undefined;
+
+    for (let attempt = 1; ; attempt += 1) {
+      let host: string;
+      try {
+        host = await t.run('schedule', async () => {
+          await state('scheduling');
+          t.onFailureUndo('schedule', () => conductor.releaseClaim({ serverId }));
+          return conductor.claimHost({ serverId, flavor: input.flavor, excludeHosts: excluded, requiredHost: pinnedHost, lastFailure: lastHostFailure?.message });
+        });
+      } catch (err) {
+        // No other host to reschedule to: the failure to report is the host-side one that sent us here.
+        if (lastHostFailure) throw lastHostFailure;
+        throw err;
+      }
+      t.progress.hosts.push(host);
+      await conductor.setServerState({ serverId, host });
+
+      if (!ports) {
+        ports = await t.run('allocate_port', async () => {
+          await state('networking');
+          t.onFailureUndo('allocate_port', () => conductor.releasePorts({ serverId }));
+          return conductor.allocatePorts({ serverId, projectId, requests: input.networks });
+        });
+      }
+
+      const hostMark = t.mark; // undos from here on belong to this host: a reschedule runs them
+      try {
+        const volumes: VolumeOnHost[] = await t.run('attach_volume', async () => {
+          await state('block_device_mapping');
+          t.onFailureUndo('attach_volume', () => releaseVolumes(host));
+          const prepared = await conductor.prepareServerVolumes({ serverId, projectId, host, requests: volumeRequests });
+          const hostActs = onHost(host);
+          for (const v of prepared.toCreate) await hostActs.createVolume(v);
+          return prepared.volumes;
+        });
+
+        await t.run('boot', async () => {
+          await state('spawning');
+          t.onFailureUndo('boot', () =>
+            cleanupOnHost(host).destroyServer({ serverId, domainName: domainNameFor(serverId), ports: ports ?? [] }),
+          );
+          const flavor = input.flavor;
+          await onHost(host).bootServer({
+            serverId,
+            domainName: domainNameFor(serverId),
+            vcpus: flavor.vcpus,
+            ramMb: flavor.ramMb,
+            rootDiskGb: flavor.diskGb,
+            image,
+            ports: ports ?? [],
+            volumes,
+          });
+          await conductor.markServerVolumesInUse({ serverId });
+        });
+        break;
+      } catch (err) {
+        // Only a failure on the host reschedules; a conductor-side one (the database) aborts.
+        if (!(err instanceof StepFailed) || !failedOnHost(err) || attempt >= maxAttempts) throw err;
+        // Reschedule: undo this host's part (domain, disks, new volumes, claim) and try another host.
+        lastHostFailure = err;
+        await t.compensateSince(hostMark);
+        await conductor.releaseClaim({ serverId });
+        excluded.push(host);
+      }
+    }
+
+    await t.run('start_metering', async () => {
+      await state('metering');
+      t.onFailureUndo('start_metering', () => conductor.recordMeterStop({ serverId }));
+      await conductor.recordMeterStart({ serverId, workflowId: meterWorkflowId(serverId) });
+      await startChild(meterServer, {
+        workflowId: meterWorkflowId(serverId),
+        args: [{ serverId }],
+        parentClosePolicy: ParentClosePolicy.ABANDON, // metering outlives the create flow
+      });
+    });
+
+    const host = t.progress.hosts[t.progress.hosts.length - 1]!;
+    await conductor.setServerState({ serverId, status: 'ACTIVE', taskState: null, powerState: 'running', fault: null });
+    await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
+    t.succeed();
+    return { serverId, host };
+  } catch (err) {
+    const fault = toFault(err, t);
+    t.fail(fault);
+    await t.compensateAll();
+    await conductor.setServerState({ serverId, status: 'ERROR', taskState: null, fault });
+    await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
+    throw operationFailure(fault);
+  }
+
+  /** Undo of attach_volume on one host: delete the volumes this request created there, free the others. */
+  async function releaseVolumes(host: string): Promise<void> {
+    const released = await conductor.releaseServerVolumes({ serverId, deleteVolumeIds: newVolumeIds });
+    for (const poolVolume of released.deletePoolVolumes) await cleanupOnHost(host).deleteVolume({ poolVolume });
+    await conductor.forgetDeletedVolumes({ volumeIds: released.deletedVolumeIds });
+  }
+}
+
+/** Host-side activities of the create flow: their failure is a reason to try another host. */
+const HOST_SIDE = new Set(['createVolume', 'bootServer']);
+
+function failedOnHost(err: StepFailed): boolean {
+  return err.failure instanceof ActivityFailure && HOST_SIDE.has(err.failure.activityType);
+}
+
+function volumeIdsOf(requests: ServerVolumeRequest[]): string[] {
+  return requests.flatMap((r) => ('volumeId' in r ? [r.volumeId] : []));
+}

@@ -1,0 +1,119 @@
+/**
+ * Cinder's operations as workflows: create and delete a volume in a host's storage pool, attach it
+ * to and detach it from a server. The API moved the volume into the transitional state (creating,
+ * deleting, reserved, detaching) before starting each; the workflow finishes or rolls back the move.
+ */
+import type { ImageForHost } from '../activities/compute/types';
+import { domainNameFor } from '../activities/compute/types';
+import { poolVolumeFor, serialFor } from '../activities/storage/types';
+import { cleanupOnHost, conductor, onHost } from './activity-proxies';
+import { OperationTracker, operationFailure, toFault } from './progress';
+
+export function volumeWorkflowId(volumeId: string, kind: string, operationId: string): string {
+  return `volume:${volumeId}:${kind}:${operationId}`;
+}
+
+export async function createVolume(input: {
+  volumeId: string;
+  projectId: string;
+  operationId: string;
+  sizeGb: number;
+  imageId?: string;
+}): Promise<void> {
+  const { volumeId } = input;
+  const t = new OperationTracker(['select_image', 'schedule', 'create']);
+  let host: string | undefined;
+  try {
+    let image: ImageForHost | undefined;
+    if (input.imageId) {
+      const imageId = input.imageId;
+      image = await t.run('select_image', () =>
+        conductor.selectImage({ imageId, projectId: input.projectId, flavor: { vcpus: 1, ramMb: Number.MAX_SAFE_INTEGER, diskGb: input.sizeGb } }),
+      );
+    }
+    const onThatHost = await t.run('schedule', () => conductor.pickVolumeHost({ volumeId, sizeGb: input.sizeGb }));
+    host = onThatHost;
+    await t.run('create', () =>
+      onHost(onThatHost).createVolume({ volumeId, poolVolume: poolVolumeFor(volumeId), sizeGb: input.sizeGb, ...(image ? { image } : {}) }),
+    );
+    await conductor.transitionVolume({ volumeId, from: ['creating'], to: 'available' });
+    await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
+    t.succeed();
+  } catch (err) {
+    const fault = toFault(err, t);
+    t.fail(fault);
+    if (host) await cleanupOnHost(host).deleteVolume({ poolVolume: poolVolumeFor(volumeId) });
+    await conductor.transitionVolume({ volumeId, from: ['creating'], to: 'error' });
+    await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
+    throw operationFailure(fault);
+  }
+}
+
+export async function deleteVolume(input: { volumeId: string; operationId: string; host: string | null }): Promise<void> {
+  const t = new OperationTracker(['delete']);
+  try {
+    const host = input.host;
+    await t.run('delete', async () => {
+      if (host) await cleanupOnHost(host).deleteVolume({ poolVolume: poolVolumeFor(input.volumeId) });
+    });
+    await conductor.transitionVolume({ volumeId: input.volumeId, from: ['deleting'], to: 'deleted' });
+    await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
+    t.succeed();
+  } catch (err) {
+    const fault = toFault(err, t);
+    t.fail(fault);
+    await conductor.transitionVolume({ volumeId: input.volumeId, from: ['deleting'], to: 'error' });
+    await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
+    throw operationFailure(fault);
+  }
+}
+
+export async function attachVolume(input: {
+  volumeId: string;
+  serverId: string;
+  host: string;
+  device: string;
+  operationId: string;
+}): Promise<void> {
+  const t = new OperationTracker(['attach']);
+  const { volumeId, serverId } = input;
+  try {
+    await t.run('attach', () =>
+      onHost(input.host).attachVolume({
+        domainName: domainNameFor(serverId),
+        poolVolume: poolVolumeFor(volumeId),
+        serial: serialFor(volumeId),
+        target: input.device,
+      }),
+    );
+    await conductor.transitionVolume({ volumeId, from: ['reserved'], to: 'in-use', set: { serverId, device: input.device } });
+    await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
+    t.succeed();
+  } catch (err) {
+    const fault = toFault(err, t);
+    t.fail(fault);
+    await cleanupOnHost(input.host).detachVolume({ domainName: domainNameFor(serverId), serial: serialFor(volumeId) });
+    await conductor.transitionVolume({ volumeId, from: ['reserved'], to: 'available', set: { serverId: null, device: null } });
+    await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
+    throw operationFailure(fault);
+  }
+}
+
+export async function detachVolume(input: { volumeId: string; serverId: string; host: string; operationId: string }): Promise<void> {
+  const t = new OperationTracker(['detach']);
+  const { volumeId, serverId } = input;
+  try {
+    await t.run('detach', () =>
+      onHost(input.host).detachVolume({ domainName: domainNameFor(serverId), serial: serialFor(volumeId) }),
+    );
+    await conductor.transitionVolume({ volumeId, from: ['detaching'], to: 'available', set: { serverId: null, device: null } });
+    await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
+    t.succeed();
+  } catch (err) {
+    const fault = toFault(err, t);
+    t.fail(fault);
+    await conductor.transitionVolume({ volumeId, from: ['detaching'], to: 'in-use' });
+    await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
+    throw operationFailure(fault);
+  }
+}

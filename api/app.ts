@@ -16,7 +16,9 @@ import { notFoundHandler, problemMiddleware } from './problem';
 import { requestContext } from './request-context';
 import { healthRouter, type ReadinessProbes } from './routes/health';
 import { hostsRouter, isAlive } from './routes/hosts';
+import { flavorsRouter } from './routes/flavors';
 import { identityRouter } from './routes/identity';
+import { networksRouter } from './routes/networks';
 
 export interface ApiDeps {
   config: Pick<Config, 'api' | 'temporal'> & { host: Pick<Config['host'], 'heartbeatSeconds'> };
@@ -65,6 +67,8 @@ export function createApp({ config, db, temporal, identity, log, validateRespons
   );
   app.use(identityRouter({ db, identity, config }));
   app.use(hostsRouter({ db, identity, heartbeatSeconds }));
+  app.use(flavorsRouter({ db, identity }));
+  app.use(networksRouter({ db, identity }));
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

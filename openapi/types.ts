@@ -419,6 +419,165 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/flavors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List flavors (public ones; admins see private ones too) */
+        get: operations["listFlavors"];
+        put?: never;
+        /** Create a flavor (admin) */
+        post: operations["createFlavor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/flavors/{flavor_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flavor_id: string;
+            };
+            cookie?: never;
+        };
+        /** Show a flavor (private flavors to admins only) */
+        get: operations["getFlavor"];
+        put?: never;
+        post?: never;
+        /** Delete a flavor (admin; 409 while a server uses it) */
+        delete: operations["deleteFlavor"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/networks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List networks (the caller's project; admins see every project's) */
+        get: operations["listNetworks"];
+        put?: never;
+        /** Create a network in the caller's project */
+        post: operations["createNetwork"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/networks/{network_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                network_id: string;
+            };
+            cookie?: never;
+        };
+        /** Show a network */
+        get: operations["getNetwork"];
+        put?: never;
+        post?: never;
+        /** Delete a network and its subnets (409 while it has ports) */
+        delete: operations["deleteNetwork"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subnets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List subnets, optionally of one network */
+        get: operations["listSubnets"];
+        put?: never;
+        /**
+         * Create an IPv4 subnet on a network
+         * @description The gateway defaults to the first host address; allocation pools default to every other host
+         *     address. Pools must lie inside the CIDR, not overlap each other, and not contain the gateway.
+         */
+        post: operations["createSubnet"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subnets/{subnet_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                subnet_id: string;
+            };
+            cookie?: never;
+        };
+        /** Show a subnet */
+        get: operations["getSubnet"];
+        put?: never;
+        post?: never;
+        /** Delete a subnet (409 while it has ports) */
+        delete: operations["deleteSubnet"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/ports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List ports, optionally of one network or one device (server) */
+        get: operations["listPorts"];
+        put?: never;
+        /**
+         * Create a port on a network, with a MAC address and a fixed IP from its subnet
+         * @description The IP is the one asked for (409 when taken) or the lowest free one in the allocation pools (409 when none is left).
+         */
+        post: operations["createPort"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/ports/{port_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                port_id: string;
+            };
+            cookie?: never;
+        };
+        /** Show a port */
+        get: operations["getPort"];
+        put?: never;
+        post?: never;
+        /** Delete a port and release its IP (409 while bound to a server) */
+        delete: operations["deletePort"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -618,6 +777,79 @@ export interface components {
             delete_on_termination: boolean;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
+        };
+        Flavor: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            vcpus: number;
+            ram_mb: number;
+            disk_gb: number;
+            is_public: boolean;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description An IPv4 network in CIDR notation, e.g. 10.0.0.0/24 (host bits zero)
+         * @example 10.0.0.0/24
+         */
+        Ipv4Cidr: string;
+        AllocationPool: {
+            /** Format: ipv4 */
+            start: string;
+            /** Format: ipv4 */
+            end: string;
+        };
+        Network: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            project_id: string;
+            name: string;
+            /** @description Ids of the network's subnets */
+            subnets: string[];
+            created_at: components["schemas"]["Timestamp"];
+        };
+        Subnet: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            network_id: string;
+            /** Format: uuid */
+            project_id: string;
+            /** @constant */
+            ip_version: 4;
+            cidr: string;
+            /** Format: ipv4 */
+            gateway_ip: string | null;
+            allocation_pools: components["schemas"]["AllocationPool"][];
+            dns_nameservers: string[];
+            created_at: components["schemas"]["Timestamp"];
+        };
+        Port: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            project_id: string;
+            /** Format: uuid */
+            network_id: string;
+            /** Format: uuid */
+            subnet_id: string;
+            mac_address: string;
+            /** Format: ipv4 */
+            fixed_ip: string;
+            /**
+             * Format: uuid
+             * @description The server the port is bound to
+             */
+            device_id: string | null;
+            /**
+             * @description compute when a server holds the port
+             * @enum {string|null}
+             */
+            device_owner: "compute" | null;
+            /** @enum {string} */
+            status: "DOWN" | "ACTIVE";
+            created_at: components["schemas"]["Timestamp"];
         };
     };
     responses: {
@@ -1639,6 +1871,469 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+        };
+    };
+    listFlavors: {
+        parameters: {
+            query?: {
+                /** @description Page size */
+                limit?: components["parameters"]["limit"];
+                /** @description The `next` cursor of the previous page */
+                marker?: components["parameters"]["marker"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of flavors */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        flavors: components["schemas"]["Flavor"][];
+                        next: components["schemas"]["NextCursor"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+        };
+    };
+    createFlavor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: components["schemas"]["Name"];
+                    vcpus: number;
+                    ram_mb: number;
+                    disk_gb: number;
+                    /** @default true */
+                    is_public?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flavor"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    getFlavor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flavor_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The flavor */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flavor"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    deleteFlavor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flavor_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    listNetworks: {
+        parameters: {
+            query?: {
+                /** @description Page size */
+                limit?: components["parameters"]["limit"];
+                /** @description The `next` cursor of the previous page */
+                marker?: components["parameters"]["marker"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of networks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        networks: components["schemas"]["Network"][];
+                        next: components["schemas"]["NextCursor"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+        };
+    };
+    createNetwork: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: components["schemas"]["Name"];
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Network"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    getNetwork: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                network_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The network */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Network"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    deleteNetwork: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                network_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    listSubnets: {
+        parameters: {
+            query?: {
+                network_id?: string;
+                /** @description Page size */
+                limit?: components["parameters"]["limit"];
+                /** @description The `next` cursor of the previous page */
+                marker?: components["parameters"]["marker"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of subnets */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        subnets: components["schemas"]["Subnet"][];
+                        next: components["schemas"]["NextCursor"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+        };
+    };
+    createSubnet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: uuid */
+                    network_id: string;
+                    cidr: components["schemas"]["Ipv4Cidr"];
+                    /**
+                     * Format: ipv4
+                     * @description Omitted: the first host address; null: no gateway
+                     */
+                    gateway_ip?: string | null;
+                    allocation_pools?: components["schemas"]["AllocationPool"][];
+                    dns_nameservers?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subnet"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    getSubnet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                subnet_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subnet */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subnet"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    deleteSubnet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                subnet_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    listPorts: {
+        parameters: {
+            query?: {
+                network_id?: string;
+                /** @description The server the ports are bound to */
+                device_id?: string;
+                /** @description Page size */
+                limit?: components["parameters"]["limit"];
+                /** @description The `next` cursor of the previous page */
+                marker?: components["parameters"]["marker"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of ports */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ports: components["schemas"]["Port"][];
+                        next: components["schemas"]["NextCursor"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+        };
+    };
+    createPort: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: uuid */
+                    network_id: string;
+                    /** Format: ipv4 */
+                    fixed_ip?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Port"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    getPort: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                port_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The port */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Port"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    deletePort: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                port_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
         };
     };
 }

@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     const flavor = (await call('GET', '/v1/flavors', token)).body.flavors.find((f: { name: string }) => f.name === 'm1.tiny');
 
     const latencies: number[] = [];
+    const stepMs: Record<string, number[]> = {};
     for (let i = 0; i < N + 1; i += 1) {
       const started = performance.now();
       const created = await call('POST', '/v1/servers', token, {
@@ -77,7 +78,13 @@ async function main(): Promise<void> {
         if (s.status === 'ERROR') throw new Error(`server ${id} failed: ${JSON.stringify(s.fault)}`);
         await new Promise((r) => setTimeout(r, POLL_MS));
       }
-      if (i > 0) latencies.push(performance.now() - started); // the first create warms caches (image pull)
+      if (i > 0) {
+        latencies.push(performance.now() - started); // the first create warms caches (image pull)
+        const op = (await call('GET', `/v1/operations/${created.body.operation.id}`, token)).body;
+        for (const step of op.progress?.steps ?? []) {
+          if (step.started_at && step.ended_at) (stepMs[step.name] ??= []).push(Date.parse(step.ended_at) - Date.parse(step.started_at));
+        }
+      }
       await call('DELETE', `/v1/servers/${id}`, token);
       for (;;) {
         if ((await call('GET', `/v1/servers/${id}`, token)).status === 404) break;
@@ -90,6 +97,8 @@ async function main(): Promise<void> {
     console.log(`create → ACTIVE over ${N} sequential creates (test driver, 1 NIC, image cached after the first)`);
     console.log(`cores: ${cpus.length} × ${cpus[0]?.model ?? '?'}`);
     console.log(`p50 ${percentile(latencies, 50).toFixed(0)} ms   p90 ${percentile(latencies, 90).toFixed(0)} ms   p99 ${percentile(latencies, 99).toFixed(0)} ms`);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+    console.log(`median per step (workflow clock): ${Object.entries(stepMs).map(([k, v]) => `${k} ${median(v)}`).join(', ')} ms`);
     console.log(`mean ${mean.toFixed(0)} ms   min ${latencies[0]!.toFixed(0)} ms   max ${latencies[latencies.length - 1]!.toFixed(0)} ms`);
   } finally {
     await cloud.stop();

@@ -23,3 +23,8 @@ export const searchAttributes = {
 export const SEARCH_ATTRIBUTE_FLAGS: ReadonlyArray<string> = Object.values(searchAttributes).map(
   (key) => `${key.name}=Keyword`,
 );
+
+/** The long-running metering workflow of a server (Ceilometer's job), one per server. */
+export function meterWorkflowId(serverId: string): string {
+  return `meter:${serverId}`;
+}

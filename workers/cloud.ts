@@ -168,6 +168,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
           db,
           log,
           workflowBundle,
+          temporal: client,
           heartbeatSeconds: config.host.heartbeatSeconds,
           images: images!,
           ...(options.faults ? { faults: options.faults } : {}),

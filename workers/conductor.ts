@@ -3,6 +3,7 @@
  * the database, on the `stratus-conductor` task queue. Stateless; run as many as you like.
  */
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import { createComputeControlActivities } from '../activities/compute/control';
 import type { FaultPlan } from '../activities/fault-injection';
@@ -18,6 +19,8 @@ export interface ConductorDeps {
   namespace: string;
   db: Knex;
   log: Logger;
+  /** Client for the workflows activities start themselves (metering). */
+  temporal?: Client;
   heartbeatSeconds: number;
   images: { signer: ImageUrlSigner; apiBaseUrl: string; urlTtlSeconds: number };
   /** A pre-built workflow bundle (tests build one per file); by default the workflows are bundled at start. */
@@ -43,10 +46,10 @@ export async function bundleWorkflows(log: Logger): Promise<{ code: string }> {
 }
 
 /** The conductor's activities, each step of the create flow a named fault point (checked only when a plan is given). */
-export function conductorActivities(deps: Pick<ConductorDeps, 'db' | 'log' | 'heartbeatSeconds' | 'images' | 'faults'>) {
+export function conductorActivities(deps: Pick<ConductorDeps, 'db' | 'log' | 'temporal' | 'heartbeatSeconds' | 'images' | 'faults'>) {
   const { db, heartbeatSeconds } = deps;
   const activities = {
-    ...createComputeControlActivities({ db, log: deps.log.child({ component: 'conductor' }), heartbeatSeconds }),
+    ...createComputeControlActivities({ db, log: deps.log.child({ component: 'conductor' }), heartbeatSeconds, ...(deps.temporal ? { temporal: deps.temporal } : {}) }),
     ...createImageControlActivities({ db, ...deps.images }),
     ...createNetworkControlActivities({ db }),
     ...createStorageControlActivities({ db, heartbeatSeconds }),
@@ -59,7 +62,7 @@ export function conductorActivities(deps: Pick<ConductorDeps, 'db' | 'log' | 'he
     schedule: 'claimHost',
     allocate_port: 'allocatePorts',
     attach_volume: 'prepareServerVolumes',
-    start_metering: 'recordMeterStart',
+    start_metering: 'startMetering',
   };
   const wrapped: Record<string, unknown> = { ...activities };
   for (const [point, name] of Object.entries(points)) {

@@ -5,13 +5,12 @@
  * fault naming the step. Host-side failures (attach volume on the host, boot) reschedule to another
  * host, up to a bound; conductor-side failures abort at once.
  */
-import { ActivityFailure, ParentClosePolicy, startChild, uuid4 } from '@temporalio/workflow';
+import { ActivityFailure, uuid4 } from '@temporalio/workflow';
 import type { Flavor, ImageForHost, PortOnHost, VolumeOnHost } from '../activities/compute/types';
 import { domainNameFor } from '../activities/compute/types';
 import type { NetworkRequest } from '../activities/network/types';
 import type { ServerVolumeRequest } from '../activities/storage/control';
 import { cleanupOnHost, conductor, onHost } from './activity-proxies';
-import { meterServer, meterWorkflowId } from './meter-server';
 import { OperationTracker, operationFailure, StepFailed, toFault } from './progress';
 
 export const CREATE_STEPS = ['authenticate', 'select_image', 'schedule', 'allocate_port', 'attach_volume', 'boot', 'start_metering'] as const;
@@ -133,13 +132,8 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
 
     await t.run('start_metering', async () => {
       await state('metering');
-      t.onFailureUndo('start_metering', () => conductor.recordMeterStop({ serverId }));
-      await conductor.recordMeterStart({ serverId, workflowId: meterWorkflowId(serverId) });
-      await startChild(meterServer, {
-        workflowId: meterWorkflowId(serverId),
-        args: [{ serverId }],
-        parentClosePolicy: ParentClosePolicy.ABANDON, // metering outlives the create flow
-      });
+      t.onFailureUndo('start_metering', () => conductor.stopMetering({ serverId }));
+      await conductor.startMetering({ serverId, projectId });
     });
 
     const host = t.progress.hosts[t.progress.hosts.length - 1]!;

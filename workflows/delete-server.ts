@@ -3,10 +3,8 @@
  * or re-run delete finishes the job: domain and root disk off the host, volumes detached (deleted when
  * delete_on_termination), ports released, host claim released, metering stopped, server DELETED.
  */
-import { getExternalWorkflowHandle } from '@temporalio/workflow';
 import { domainNameFor } from '../activities/compute/types';
 import { cleanupOnHost, conductor } from './activity-proxies';
-import { meterWorkflowId, stopMeteringSignal } from './meter-server';
 import { OperationTracker, operationFailure, toFault } from './progress';
 
 export const DELETE_STEPS = ['teardown', 'detach_volumes', 'release_ports', 'release_claim', 'stop_metering'] as const;
@@ -33,13 +31,7 @@ export async function deleteServer(input: { serverId: string; operationId: strin
     });
     await t.run('release_ports', () => conductor.releasePorts({ serverId }));
     await t.run('release_claim', () => conductor.releaseClaim({ serverId }));
-    await t.run('stop_metering', async () => {
-      try {
-        await getExternalWorkflowHandle(meterWorkflowId(serverId)).signal(stopMeteringSignal);
-      } catch {
-        // Never started (the server failed before metering) or already stopped: nothing to stop.
-      }
-    });
+    await t.run('stop_metering', () => conductor.stopMetering({ serverId }));
     await conductor.setServerState({ serverId, status: 'DELETED', taskState: null });
     await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
     t.succeed();

@@ -3,6 +3,7 @@
  * liveness, the server record, scheduling (placement claims), operations and metering records.
  * Built by a factory from explicit dependencies so tests hand in their own database.
  */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Logger } from '../../core/log';
@@ -13,6 +14,7 @@ import * as operations from '../../db/repositories/operations';
 import * as projects from '../../db/repositories/projects';
 import * as servers from '../../db/repositories/servers';
 import * as users from '../../db/repositories/users';
+import { CONDUCTOR_TASK_QUEUE, meterWorkflowId, searchAttributes } from '../../temporal/constants';
 import type { Flavor } from './types';
 
 /** What a host agent reports about itself on every heartbeat. */
@@ -28,6 +30,8 @@ export interface HostReport {
 
 export interface ComputeControlDeps {
   db: Knex;
+  /** To start and stop the long-running metering workflows. */
+  temporal?: Client;
   log: Logger;
   /** A host is schedulable while its last heartbeat is younger than 3 of these. */
   heartbeatSeconds: number;
@@ -42,7 +46,7 @@ export interface ServerStatePatch {
   fault?: { step: string; code: string; message: string } | null;
 }
 
-export function createComputeControlActivities({ db, log, heartbeatSeconds }: ComputeControlDeps) {
+export function createComputeControlActivities({ db, log, heartbeatSeconds, temporal }: ComputeControlDeps) {
   return {
     /** The caller and the project are still enabled (they may have been disabled since the API call). */
     async authenticateRequest({ userId, projectId }: { userId: string; projectId: string }): Promise<void> {
@@ -111,12 +115,34 @@ export function createComputeControlActivities({ db, log, heartbeatSeconds }: Co
       await operations.finish(db, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) });
     },
 
-    async recordMeterStart(req: { serverId: string; workflowId: string }): Promise<void> {
-      await meters.start(db, req);
+    /** Records that metering began and starts the server's `meterServer` workflow (idempotent). */
+    async startMetering({ serverId, projectId }: { serverId: string; projectId: string }): Promise<void> {
+      if (!temporal) throw new Error('startMetering needs a Temporal client');
+      const workflowId = meterWorkflowId(serverId);
+      await meters.start(db, { serverId, workflowId });
+      await temporal.workflow.start('meterServer', {
+        workflowId,
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        args: [{ serverId }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        typedSearchAttributes: [
+          { key: searchAttributes.project, value: projectId },
+          { key: searchAttributes.resourceId, value: serverId },
+          { key: searchAttributes.operationKind, value: 'server.meter' },
+        ],
+      });
     },
 
-    async recordMeterStop({ serverId }: { serverId: string }): Promise<void> {
+    /** Records that metering ended and stops the meter workflow; absent or finished is fine. */
+    async stopMetering({ serverId }: { serverId: string }): Promise<void> {
       await meters.stop(db, serverId);
+      if (!temporal) return;
+      await temporal.workflow
+        .getHandle(meterWorkflowId(serverId))
+        .signal('stop')
+        .catch((err: unknown) => {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        });
     },
 
     async recordHostHeartbeat(report: HostReport): Promise<void> {

@@ -3,12 +3,18 @@
  * `host.<name>` task queue and heartbeats to its `hostMonitor` workflow, which registers the host
  * in the database. It holds no database credentials.
  */
+import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createComputeHostActivities } from '../activities/compute/host';
+import { createComputeHostActivities, domainTypeFor } from '../activities/compute/host';
+import type { FaultPlan } from '../activities/fault-injection';
+import { createImageHostActivities } from '../activities/image/host';
+import { createNetworkHostActivities } from '../activities/network/host';
+import { createStorageHostActivities } from '../activities/storage/host';
 import type { Config } from '../core/config';
 import type { Logger } from '../core/log';
 import type { Hypervisor } from '../libvirt';
+import { withFaults } from '../libvirt/faulty-hypervisor';
 import { CONDUCTOR_TASK_QUEUE, hostTaskQueue } from '../temporal/constants';
 import {
   goodbyeSignal,
@@ -25,6 +31,10 @@ export interface HostAgentDeps {
   hypervisor: Hypervisor;
   host: Config['host'];
   log: Logger;
+  /** Serial console logs; default `<image cache dir>/../console` (`<data dir>/hosts/<host>/console`). */
+  consoleDir?: string;
+  /** Tests only: failure points the agent's hypervisor checks before each call (libvirt/faulty-hypervisor.ts). */
+  faults?: FaultPlan;
 }
 
 export interface HostAgent {
@@ -35,16 +45,31 @@ export interface HostAgent {
   stopHeartbeats(): Promise<void>;
 }
 
-export async function createHostAgent({ connection, client, namespace, hypervisor, host, log }: HostAgentDeps): Promise<HostAgent> {
+export async function createHostAgent(deps: HostAgentDeps): Promise<HostAgent> {
+  const { connection, client, namespace, host, log } = deps;
+  const hypervisor = deps.faults ? withFaults(deps.hypervisor, deps.faults) : deps.hypervisor;
   const agentLog = log.child({ component: 'agent', host: host.name });
   await hypervisor.ensurePool(host.storagePool, host.storagePoolDir);
+  const imageActivities = createImageHostActivities({ cacheDir: host.imageCacheDir, log: agentLog });
+  const { ensureImageCached } = imageActivities;
   const activities = createComputeHostActivities({
     hostName: host.name,
     storagePool: host.storagePool,
     hypervisor,
     overrides: { vcpus: host.vcpus, ramMb: host.ramMb, diskGb: host.diskGb },
+    ensureImageCached,
+    consoleDir: deps.consoleDir ?? path.join(path.dirname(host.imageCacheDir), 'console'),
+    domainType: domainTypeFor(hypervisor),
+    log: agentLog,
   });
-  const worker = await Worker.create({ connection, namespace, taskQueue: hostTaskQueue(host.name), activities });
+  const storageActivities = createStorageHostActivities({ hypervisor, storagePool: host.storagePool, ensureImageCached, log: agentLog });
+  const networkActivities = createNetworkHostActivities({ hypervisor, log: agentLog });
+  const worker = await Worker.create({
+    connection,
+    namespace,
+    taskQueue: hostTaskQueue(host.name),
+    activities: { ...activities, ...imageActivities, ...storageActivities, ...networkActivities },
+  });
   const workflowId = hostMonitorWorkflowId(host.name);
   const input: HostMonitorInput = { hostName: host.name, heartbeatSeconds: host.heartbeatSeconds };
 

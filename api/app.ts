@@ -19,6 +19,7 @@ import { hostsRouter, isAlive } from './routes/hosts';
 import { flavorsRouter } from './routes/flavors';
 import { identityRouter } from './routes/identity';
 import { networksRouter } from './routes/networks';
+import { imagesRouter, type ImageRoutesDeps } from './routes/images';
 
 export interface ApiDeps {
   config: Pick<Config, 'api' | 'temporal'> & { host: Pick<Config['host'], 'heartbeatSeconds'> };
@@ -26,11 +27,13 @@ export interface ApiDeps {
   temporal: Client;
   identity: IdentityService;
   log: Logger;
+  /** Image data: where bytes live and how download URLs are signed. */
+  images: Pick<ImageRoutesDeps, 'store' | 'signer'>;
   /** Validate responses against the spec too (on in tests: a response that breaks the contract is a 500). */
   validateResponses?: boolean;
 }
 
-export function createApp({ config, db, temporal, identity, log, validateResponses = false }: ApiDeps): Express {
+export function createApp({ config, db, temporal, identity, log, images, validateResponses = false }: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
@@ -69,6 +72,7 @@ export function createApp({ config, db, temporal, identity, log, validateRespons
   app.use(hostsRouter({ db, identity, heartbeatSeconds }));
   app.use(flavorsRouter({ db, identity }));
   app.use(networksRouter({ db, identity }));
+  app.use(imagesRouter({ db, identity, ...images }));
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

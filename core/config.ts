@@ -42,10 +42,17 @@ const schema = z.object({
   STRATUS_STORAGE_POOL_DIR: z.string().optional(),
   STRATUS_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   STRATUS_TOKEN_TTL_SECONDS: positiveInt.default(3600),
+  STRATUS_SECRET_KEY: z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -hex 32`)').optional(),
+  STRATUS_IMAGE_DIR: z.string().optional(),
+  STRATUS_IMAGE_CACHE_DIR: z.string().optional(),
+  STRATUS_IMAGE_URL_TTL_SECONDS: positiveInt.default(3600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 export type RawConfig = z.infer<typeof schema>;
+
+/** Never echoed in error messages. */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['STRATUS_SECRET_KEY', 'STRATUS_ADMIN_PASSWORD']);
 
 export interface Config {
   dataDir: string;
@@ -71,6 +78,16 @@ export interface Config {
     /** The libvirt storage pool for disks and volumes (a directory pool, created if absent). */
     storagePool: string;
     storagePoolDir: string;
+    /** The agent's image cache: one file per image, named by its sha256. */
+    imageCacheDir: string;
+  };
+  images: {
+    /** Where the filesystem image store keeps image bytes (shared by every api process). */
+    storeDir: string;
+    /** HMAC key of signed image download URLs; unset → `stratus up` generates one (images/signed-url.ts). */
+    secretKey: string | undefined;
+    /** Lifetime of the signed download URLs the conductor hands to host agents. */
+    urlTtlSeconds: number;
   };
   identity: { adminPassword: string | undefined; tokenTtlSeconds: number };
   logLevel: RawConfig['LOG_LEVEL'];
@@ -92,7 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? '?');
-      return `${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+      const shown = SECRET_VARIABLES.has(name) ? '(hidden)' : JSON.stringify(env[name] ?? '');
+      return `${name}=${shown}: ${issue.message}`;
     });
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
@@ -125,6 +143,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       heartbeatSeconds: e.STRATUS_HOST_HEARTBEAT_SECONDS,
       storagePool: e.STRATUS_STORAGE_POOL,
       storagePoolDir: path.resolve(e.STRATUS_STORAGE_POOL_DIR ?? path.join(dataDir, 'pool')),
+      imageCacheDir: path.resolve(e.STRATUS_IMAGE_CACHE_DIR ?? path.join(dataDir, 'hosts', e.STRATUS_HOST_NAME, 'images')),
+    },
+    images: {
+      storeDir: path.resolve(e.STRATUS_IMAGE_DIR ?? path.join(dataDir, 'images')),
+      secretKey: e.STRATUS_SECRET_KEY,
+      urlTtlSeconds: e.STRATUS_IMAGE_URL_TTL_SECONDS,
     },
     identity: { adminPassword: e.STRATUS_ADMIN_PASSWORD, tokenTtlSeconds: e.STRATUS_TOKEN_TTL_SECONDS },
     logLevel: e.LOG_LEVEL,

@@ -419,6 +419,81 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List images — the project's own and every public one, oldest first */
+        get: operations["listImages"];
+        put?: never;
+        /**
+         * Register an image (status queued); then upload its data with PUT /v1/images/{image_id}/file
+         * @description Public images need the admin role. Readers may not create images.
+         */
+        post: operations["createImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/images/{image_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        /** Show an image (the project's own, or public) */
+        get: operations["getImage"];
+        put?: never;
+        post?: never;
+        /** Delete an image and its data (409 while protected) */
+        delete: operations["deleteImage"];
+        options?: never;
+        head?: never;
+        /**
+         * Update an image's name, visibility, protection or properties (the owning project; public needs admin)
+         * @description `properties` replaces the whole map.
+         */
+        patch: operations["updateImage"];
+        trace?: never;
+    };
+    "/v1/images/{image_id}/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Download the image's data (with a bearer token, or with a signed URL and no token)
+         * @description Host agents use signed URLs handed out by the conductor: `?expires=<unix seconds>&signature=<HMAC>`.
+         *     A bad signature or an expired URL is 403.
+         */
+        get: operations["downloadImageFile"];
+        /**
+         * Upload the image's data, streamed (once; queued → saving → active)
+         * @description The body is the raw image, `Content-Type: application/octet-stream`. It must match the image's
+         *     `disk_format`: a qcow2 image starts with `QFI\xfb`, a raw image must not (400 naming `body`,
+         *     the image stays queued). An interrupted upload leaves the image queued and nothing stored.
+         *     An image that already has data is 409.
+         */
+        put: operations["uploadImageFile"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/flavors": {
         parameters: {
             query?: never;
@@ -603,6 +678,41 @@ export interface components {
         Role: "admin" | "member" | "reader";
         /** Format: date-time */
         Timestamp: string;
+        ImageName: string;
+        /** @enum {string} */
+        DiskFormat: "raw" | "qcow2";
+        /** @enum {string} */
+        ImageVisibility: "private" | "public";
+        /** @description Free-form string properties (e.g. os_distro) */
+        ImageProperties: {
+            [key: string]: string;
+        };
+        Image: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @enum {string} */
+            status: "queued" | "saving" | "active" | "killed" | "deleted";
+            disk_format: components["schemas"]["DiskFormat"];
+            min_disk_gb: number;
+            min_ram_mb: number;
+            visibility: components["schemas"]["ImageVisibility"];
+            protected: boolean;
+            properties: components["schemas"]["ImageProperties"];
+            /** @description Known once active */
+            size_bytes: number | null;
+            /** @description sha256 of the data, lowercase hex; known once active */
+            checksum_sha256: string | null;
+            /**
+             * Format: uuid
+             * @description The owning project
+             */
+            project_id: string;
+            /** @description Path of the data (PUT to upload, GET to download) */
+            file: string;
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
         Readiness: {
             /** @enum {string} */
             status: "ok" | "unavailable";
@@ -1871,6 +1981,225 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+        };
+    };
+    listImages: {
+        parameters: {
+            query?: {
+                /** @description Page size */
+                limit?: components["parameters"]["limit"];
+                /** @description The `next` cursor of the previous page */
+                marker?: components["parameters"]["marker"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of images */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        images: components["schemas"]["Image"][];
+                        next: components["schemas"]["NextCursor"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+        };
+    };
+    createImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: components["schemas"]["ImageName"];
+                    disk_format: components["schemas"]["DiskFormat"];
+                    min_disk_gb?: number;
+                    min_ram_mb?: number;
+                    visibility?: components["schemas"]["ImageVisibility"];
+                    protected?: boolean;
+                    properties?: components["schemas"]["ImageProperties"];
+                };
+            };
+        };
+        responses: {
+            /** @description Registered, status queued */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Image"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+        };
+    };
+    getImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Image"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    deleteImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    updateImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: components["schemas"]["ImageName"];
+                    visibility?: components["schemas"]["ImageVisibility"];
+                    protected?: boolean;
+                    properties?: components["schemas"]["ImageProperties"];
+                };
+            };
+        };
+        responses: {
+            /** @description The updated image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Image"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    downloadImageFile: {
+        parameters: {
+            query?: {
+                /** @description Signed URL: expiry, unix seconds */
+                expires?: number;
+                /** @description Signed URL: base64url HMAC-SHA256 */
+                signature?: string;
+            };
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bytes */
+            200: {
+                headers: {
+                    "Content-Length"?: number;
+                    /** @description RFC 3230: sha-256=<base64 digest> */
+                    Digest?: string;
+                    /** @description sha256 of the bytes, lowercase hex */
+                    "X-Checksum-Sha256"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    uploadImageFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Stored; the image is active with its size and sha256 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Image"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     listFlavors: {

@@ -8,10 +8,14 @@
  */
 import type { Knex } from 'knex';
 import * as m0001 from './0001_identity_and_hosts';
+import * as m0002 from './0002_images';
 
 export interface NamedMigration {
   name: string;
   migration: Knex.Migration;
 }
 
-export const migrations: readonly NamedMigration[] = [{ name: '0001_identity_and_hosts', migration: m0001 }];
+export const migrations: readonly NamedMigration[] = [
+  { name: '0001_identity_and_hosts', migration: m0001 },
+  { name: '0002_images', migration: m0002 },
+];

@@ -50,6 +50,13 @@ export interface BootRequest {
   ramMb: number;
   rootDiskGb: number;
   image: ImageForHost;
+  /**
+   * Direct kernel boot (Glance's kernel_id / ramdisk_id image properties): the kernel and initramfs
+   * are images too, cached on the host like the root image; `cmdline` is the kernel command line.
+   */
+  kernel?: ImageForHost;
+  initrd?: ImageForHost;
+  cmdline?: string;
   ports: PortOnHost[];
   volumes: VolumeOnHost[];
 }

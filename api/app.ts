@@ -20,6 +20,8 @@ import { flavorsRouter } from './routes/flavors';
 import { identityRouter } from './routes/identity';
 import { networksRouter } from './routes/networks';
 import { imagesRouter, type ImageRoutesDeps } from './routes/images';
+import { serversRouter } from './routes/servers';
+import { volumesRouter } from './routes/volumes';
 
 export interface ApiDeps {
   config: Pick<Config, 'api' | 'temporal'> & { host: Pick<Config['host'], 'heartbeatSeconds'> };
@@ -73,6 +75,8 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.use(flavorsRouter({ db, identity }));
   app.use(networksRouter({ db, identity }));
   app.use(imagesRouter({ db, identity, ...images }));
+  app.use(serversRouter({ db, temporal, config, identity }));
+  app.use(volumesRouter({ db, temporal, config, identity }));
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

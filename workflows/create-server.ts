@@ -6,7 +6,8 @@
  * host, up to a bound; conductor-side failures abort at once.
  */
 import { ActivityFailure, uuid4 } from '@temporalio/workflow';
-import type { Flavor, ImageForHost, PortOnHost, VolumeOnHost } from '../activities/compute/types';
+import type { Flavor, PortOnHost, VolumeOnHost } from '../activities/compute/types';
+import type { SelectedImage } from '../activities/image/control';
 import { domainNameFor } from '../activities/compute/types';
 import type { NetworkRequest } from '../activities/network/types';
 import type { ServerVolumeRequest } from '../activities/storage/control';
@@ -53,7 +54,7 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
       await conductor.authenticateRequest({ userId: input.userId, projectId });
     });
 
-    const image: ImageForHost = await t.run('select_image', async () => {
+    const image: SelectedImage = await t.run('select_image', async () => {
       await state('selecting_image');
       return conductor.selectImage({ imageId: input.imageId, projectId, flavor: input.flavor });
     });
@@ -112,7 +113,10 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
             vcpus: flavor.vcpus,
             ramMb: flavor.ramMb,
             rootDiskGb: flavor.diskGb,
-            image,
+            image: { id: image.id, checksum: image.checksum, sizeBytes: image.sizeBytes, diskFormat: image.diskFormat, downloadUrl: image.downloadUrl },
+            ...(image.kernel ? { kernel: image.kernel } : {}),
+            ...(image.initrd ? { initrd: image.initrd } : {}),
+            ...(image.cmdline ? { cmdline: image.cmdline } : {}),
             ports: ports ?? [],
             volumes,
           });

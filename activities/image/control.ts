@@ -72,19 +72,52 @@ export interface ImageControlDeps {
   urlTtlSeconds?: number;
 }
 
+/** The root image as a host needs it, plus the kernel and initramfs it names for direct kernel boot. */
+export interface SelectedImage extends ImageForHost {
+  kernel?: ImageForHost;
+  initrd?: ImageForHost;
+  cmdline?: string;
+}
+
+/**
+ * Glance's image properties for direct kernel boot: `kernel_id` and `ramdisk_id` name other images
+ * (visible to the project, active), `os_command_line` the kernel command line.
+ */
+export const BOOT_PROPERTIES = { kernel: 'kernel_id', initrd: 'ramdisk_id', cmdline: 'os_command_line' } as const;
+
 export function createImageControlActivities({ db, signer, apiBaseUrl, urlTtlSeconds = 3600 }: ImageControlDeps) {
+  const forHost = (image: { id: string; checksumSha256: string; sizeBytes: number; diskFormat: images.Image['diskFormat'] }): ImageForHost => ({
+    id: image.id,
+    checksum: image.checksumSha256,
+    sizeBytes: image.sizeBytes,
+    diskFormat: image.diskFormat,
+    downloadUrl: signer.signedImageUrl(apiBaseUrl, image.id, urlTtlSeconds),
+  });
+
+  /** A kernel or initramfs image named by a property: it must exist, be visible and active. */
+  async function bootFile(imageId: string, projectId: string, property: string): Promise<ImageForHost> {
+    const file = await images.getVisible(db, imageId, projectId);
+    if (!file || file.status !== 'active' || file.sizeBytes === null || file.checksumSha256 === null) {
+      throw ApplicationFailure.nonRetryable(`image property ${property} names image ${imageId}, which is missing or not active`, 'ImageNotActive');
+    }
+    return forHost({ ...file, sizeBytes: file.sizeBytes, checksumSha256: file.checksumSha256 });
+  }
+
   return {
-    /** The image as the host needs it, with a signed download URL; non-retryable ApplicationFailure when unusable. */
-    async selectImage(selection: ImageSelection): Promise<ImageForHost> {
+    /** The image as the host needs it, with signed download URLs; non-retryable ApplicationFailure when unusable. */
+    async selectImage(selection: ImageSelection): Promise<SelectedImage> {
       const check = await checkImageForFlavor(db, selection);
       if (!check.ok) throw ApplicationFailure.nonRetryable(check.message, check.reason);
       const { image } = check;
+      const props = image.properties;
+      const kernelId = props[BOOT_PROPERTIES.kernel];
+      const initrdId = props[BOOT_PROPERTIES.initrd];
+      const cmdline = props[BOOT_PROPERTIES.cmdline];
       return {
-        id: image.id,
-        checksum: image.checksumSha256,
-        sizeBytes: image.sizeBytes,
-        diskFormat: image.diskFormat,
-        downloadUrl: signer.signedImageUrl(apiBaseUrl, image.id, urlTtlSeconds),
+        ...forHost(image),
+        ...(kernelId ? { kernel: await bootFile(kernelId, selection.projectId, BOOT_PROPERTIES.kernel) } : {}),
+        ...(initrdId ? { initrd: await bootFile(initrdId, selection.projectId, BOOT_PROPERTIES.initrd) } : {}),
+        ...(cmdline ? { cmdline } : {}),
       };
     },
   };

@@ -40,6 +40,9 @@ export function serverIdForKey(projectId: string, key: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+const CONSOLE_POLL_MS = 1000;
+const STREAM_WINDOW_BYTES = 1024 * 1024;
+
 /** Nova's task_state while an action runs (set by the API when it accepts the action). */
 const TASK_STATE_OF = { start: 'powering-on', stop: 'powering-off', reboot: 'rebooting' } as const;
 
@@ -281,17 +284,52 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService 
     res.status(202).json({ operation: await presentOperation(deps, op, false) });
   });
 
-  router.get('/v1/servers/:server_id/console', async (req, res) => {
-    const auth = callerOf(req);
-    const server = await visibleServer(auth, param(req, 'server_id'));
+  /** The serial console's tail, read on the server's host through a short workflow (the API never calls libvirt). */
+  async function readConsole(server: servers.Server, maxBytes: number): Promise<string> {
     if (!server.host) throw new Conflict(`server ${server.id} has no host yet`);
     const output = await deps.temporal.workflow.execute('serverConsole', {
       workflowId: `server:${server.id}:console:${randomUUID()}`,
       taskQueue: CONDUCTOR_TASK_QUEUE,
-      args: [{ host: server.host, domainName: domainNameFor(server.id), maxBytes: Number(req.query.max_bytes ?? 65536) }],
+      args: [{ host: server.host, domainName: domainNameFor(server.id), maxBytes }],
       workflowExecutionTimeout: '30 seconds',
     });
-    res.json({ output: String(output) });
+    return String(output);
+  }
+
+  router.get('/v1/servers/:server_id/console', async (req, res) => {
+    const auth = callerOf(req);
+    const server = await visibleServer(auth, param(req, 'server_id'));
+    res.json({ output: await readConsole(server, Number(req.query.max_bytes ?? 65536)) });
+  });
+
+  /**
+   * The console, live, as server-sent events: each event's data is a JSON string of new console
+   * output. Polls the host once a second; ends when the client goes away or after 10 minutes.
+   */
+  router.get('/v1/servers/:server_id/console/stream', async (req, res) => {
+    const auth = callerOf(req);
+    const server = await visibleServer(auth, param(req, 'server_id'));
+    if (!server.host) throw new Conflict(`server ${server.id} has no host yet`);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    let closed = false;
+    req.on('close', () => {
+      closed = true;
+    });
+    const deadline = Date.now() + 10 * 60_000;
+    let seen = '';
+    while (!closed && Date.now() < deadline) {
+      try {
+        const output = await readConsole(server, STREAM_WINDOW_BYTES);
+        // The log only grows; if the window slid past what we sent, send the window again.
+        const fresh = output.startsWith(seen) ? output.slice(seen.length) : output;
+        if (fresh) res.write(`data: ${JSON.stringify(fresh)}\n\n`);
+        seen = output;
+      } catch (err) {
+        res.write(`event: error\ndata: ${JSON.stringify(err instanceof Error ? err.message : String(err))}\n\n`);
+      }
+      await new Promise((r) => setTimeout(r, CONSOLE_POLL_MS));
+    }
+    res.end();
   });
 
   router.post('/v1/servers/:server_id/volumes', async (req, res) => {

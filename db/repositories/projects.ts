@@ -103,7 +103,10 @@ export async function update(db: Queryable, id: string, changes: ProjectChanges)
 
 /** Deletes the project with its role assignments and tokens (cascade). Throws NotFound. */
 export async function remove(db: Queryable, id: string): Promise<void> {
-  const count = isUuid(id) ? await db('projects').where({ id }).delete() : 0;
+  // Servers, volumes, networks and ports of the project still referencing it make this a Conflict.
+  const count = isUuid(id)
+    ? await atDbEdge(() => db('projects').where({ id }).delete())
+    : 0;
   if (count === 0) throw notFound(id);
 }
 

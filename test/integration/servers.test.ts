@@ -225,3 +225,37 @@ test('actions: stop, start, reboot; invalid ones are 409', async () => {
   await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
   await waitGone(t, admin, id);
 }, 90_000);
+
+test('the console streams live as server-sent events', async () => {
+  const created = await t.call('POST', '/v1/servers', { token: admin, body: serverBody({ name: 'console', volumes: [] }) });
+  const id = created.body.server.id as string;
+  await waitSettled(t, admin, id);
+  // The test driver runs no guest: write to the serial log file as QEMU would.
+  const log = path.join(path.dirname(t.config.host.imageCacheDir), 'console', `stratus-${id}.log`);
+  fs.mkdirSync(path.dirname(log), { recursive: true });
+  fs.appendFileSync(log, 'hello from the guest\n');
+
+  const controller = new AbortController();
+  const res = await fetch(`${t.baseUrl}/v1/servers/${id}/console/stream`, { headers: { authorization: `Bearer ${admin}` }, signal: controller.signal });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let received = '';
+  const readUntil = async (text: string) => {
+    const deadline = Date.now() + 10_000;
+    while (!received.includes(text) && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      for (const line of decoder.decode(value).split('\n')) if (line.startsWith('data: ')) received += JSON.parse(line.slice(6));
+    }
+    return received;
+  };
+  expect(await readUntil('hello from the guest')).toContain('hello from the guest');
+  fs.appendFileSync(log, 'second line\n');
+  expect(await readUntil('second line')).toBe('hello from the guest\nsecond line\n');
+  controller.abort();
+  expect((await t.call('GET', `/v1/servers/${id}/console`, { token: admin })).body.output).toBe('hello from the guest\nsecond line\n');
+  await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
+  await waitGone(t, admin, id);
+}, 60_000);

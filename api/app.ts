@@ -15,7 +15,7 @@ import { docsRouter, OPENAPI_PATH } from './docs';
 import { notFoundHandler, problemMiddleware } from './problem';
 import { requestContext } from './request-context';
 import { healthRouter, type ReadinessProbes } from './routes/health';
-import { hostsRouter, isAlive } from './routes/hosts';
+import { hostsRouter } from './routes/hosts';
 import { flavorsRouter } from './routes/flavors';
 import { identityRouter } from './routes/identity';
 import { networksRouter } from './routes/networks';
@@ -53,7 +53,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
     },
     hosts: async () => {
       const page = await hosts.list(db, { limit: 1000 });
-      const alive = page.items.filter((h) => isAlive(h, heartbeatSeconds));
+      const alive = page.items.filter((h) => hosts.isAlive(h, heartbeatSeconds));
       if (alive.length === 0) {
         throw new Error(page.items.length === 0 ? 'no host agent has registered yet' : 'no host agent heartbeat is recent');
       }

@@ -21,17 +21,6 @@ export interface OperationDeps {
   config: Pick<Config, 'api' | 'temporal'>;
 }
 
-export interface StartOperation {
-  kind: string;
-  resourceType: string;
-  resourceId: string;
-  projectId: string;
-  workflowType: string;
-  workflowId: string;
-  /** Builds the workflow's argument once the operation id is known. */
-  args: (operationId: string) => unknown[];
-}
-
 /** What an operation is and which workflow runs it. */
 export interface OperationSpec {
   kind: string;

@@ -82,7 +82,7 @@ export function createComputeControlActivities({ db, log, heartbeatSeconds, temp
         .filter((h) => {
           if (req.requiredHost && h.name !== req.requiredHost) reasons[h.name] = `not ${req.requiredHost}, where the server's volumes are`;
           else if (req.excludeHosts.includes(h.name)) reasons[h.name] = `failed this request already${req.lastFailure ? ` (${req.lastFailure})` : ''}`;
-          else if (h.status !== 'up' || now - new Date(h.lastSeenAt).getTime() > heartbeatSeconds * 3000) reasons[h.name] = 'host agent is down';
+          else if (!hosts.isAlive(h, heartbeatSeconds, now)) reasons[h.name] = 'host agent is down';
           else return true;
           return false;
         })

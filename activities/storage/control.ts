@@ -134,7 +134,7 @@ export function createStorageControlActivities({ db, heartbeatSeconds }: { db: K
       const usage = await claims.usageByHost(db);
       const now = Date.now();
       const best = items
-        .filter((h) => h.status === 'up' && now - new Date(h.lastSeenAt).getTime() <= heartbeatSeconds * 3000)
+        .filter((h) => hosts.isAlive(h, heartbeatSeconds, now))
         .map((h) => ({ name: h.name, free: h.diskGb - (usage[h.name]?.diskGb ?? 0) }))
         .filter((h) => h.free >= sizeGb)
         .sort((a, b) => b.free - a.free)[0];

@@ -8,18 +8,11 @@ import type { IdentityService } from '../../services/identity';
 import { adminOnly, authenticate } from '../auth';
 import { pageQuery } from '../pagination';
 
-/** A host counts as alive while its last heartbeat is younger than this many intervals. */
-export const MISSED_HEARTBEATS_ALLOWED = 3;
-
-export function isAlive(host: hosts.Host, heartbeatSeconds: number, now = Date.now()): boolean {
-  return host.status === 'up' && now - new Date(host.lastSeenAt).getTime() < heartbeatSeconds * MISSED_HEARTBEATS_ALLOWED * 1000;
-}
-
 function presentHost(h: hosts.Host, heartbeatSeconds: number): components['schemas']['Host'] {
   return {
     name: h.name,
     status: h.status,
-    alive: isAlive(h, heartbeatSeconds),
+    alive: hosts.isAlive(h, heartbeatSeconds),
     libvirt_uri: h.libvirtUri,
     libvirt_version: h.libvirtVersion,
     vcpus: h.vcpus,

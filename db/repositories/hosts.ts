@@ -5,6 +5,14 @@ import type { Page, PageRequest, Queryable } from '../types';
 
 export type HostStatus = 'up' | 'down';
 
+/** A host is alive while it is up and its last heartbeat is younger than this many intervals. */
+export const MISSED_HEARTBEATS_ALLOWED = 3;
+
+/** Alive: schedulable, and counted by readiness. The host monitor workflow marks it down on the same bound. */
+export function isAlive(host: Pick<Host, 'status' | 'lastSeenAt'>, heartbeatSeconds: number, now = Date.now()): boolean {
+  return host.status === 'up' && now - new Date(host.lastSeenAt).getTime() < heartbeatSeconds * MISSED_HEARTBEATS_ALLOWED * 1000;
+}
+
 export interface Host {
   name: string;
   libvirtUri: string;

@@ -259,3 +259,23 @@ test('the console streams live as server-sent events', async () => {
   await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
   await waitGone(t, admin, id);
 }, 60_000);
+
+test("another project's server, and its operation, are 404; a reader cannot create", async () => {
+  const created = await t.call('POST', '/v1/servers', { token: admin, body: serverBody({ name: 'private', volumes: [] }) });
+  const id = created.body.server.id as string;
+  await waitSettled(t, admin, id);
+  const project = (await t.call('POST', '/v1/projects', { token: admin, body: { name: 'other-team' } })).body;
+  const user = (await t.call('POST', '/v1/users', { token: admin, body: { name: 'outsider', password: 'outsider-pw' } })).body;
+  await t.call('PUT', `/v1/projects/${project.id}/users/${user.id}/roles/member`, { token: admin });
+  const reader = (await t.call('POST', '/v1/users', { token: admin, body: { name: 'watcher', password: 'watcher-pw' } })).body;
+  await t.call('PUT', `/v1/projects/${project.id}/users/${reader.id}/roles/reader`, { token: admin });
+  const outsider = await t.login('outsider', 'outsider-pw', 'other-team');
+  const watcher = await t.login('watcher', 'watcher-pw', 'other-team');
+  expect((await t.call('GET', `/v1/servers/${id}`, { token: outsider })).status).toBe(404);
+  expect((await t.call('DELETE', `/v1/servers/${id}`, { token: outsider })).status).toBe(404);
+  expect((await t.call('GET', `/v1/operations/${created.body.operation.id}`, { token: outsider })).status).toBe(404);
+  expect((await t.call('GET', '/v1/servers', { token: outsider })).body.servers).toEqual([]);
+  expect((await t.call('POST', '/v1/servers', { token: watcher, body: serverBody({ name: 'nope', networks: [], volumes: [] }) })).status).toBe(403);
+  await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
+  await waitGone(t, admin, id);
+}, 60_000);

@@ -30,6 +30,7 @@ const schema = z.object({
   TEMPORAL_UI_URL: z.url().optional(),
   TEMPORAL_CLI_PATH: optionalText,
   STRATUS_LIBVIRT_URI: z.string().min(1).default('test:///default'),
+  STRATUS_DOMAIN_TYPE: z.enum(['qemu', 'kvm']).optional(),
   STRATUS_HOST_NAME: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'must be a host name (letters, digits, dots, dashes)')
@@ -70,6 +71,11 @@ export interface Config {
   host: {
     name: string;
     libvirtUri: string;
+    /**
+     * libvirt domain type of servers on a QEMU host: 'qemu' (TCG emulation, the default: works
+     * everywhere) or 'kvm' (needs a usable /dev/kvm). libvirt's test driver always uses 'test'.
+     */
+    domainType: 'qemu' | 'kvm' | undefined;
     /** Capacity overrides; unset fields are read from libvirt. */
     vcpus: number | undefined;
     ramMb: number | undefined;
@@ -137,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: {
       name: e.STRATUS_HOST_NAME,
       libvirtUri: e.STRATUS_LIBVIRT_URI,
+      domainType: e.STRATUS_DOMAIN_TYPE,
       vcpus: e.STRATUS_HOST_VCPUS,
       ramMb: e.STRATUS_HOST_RAM_MB,
       diskGb: e.STRATUS_HOST_DISK_GB,

@@ -59,7 +59,7 @@ export async function createHostAgent(deps: HostAgentDeps): Promise<HostAgent> {
     overrides: { vcpus: host.vcpus, ramMb: host.ramMb, diskGb: host.diskGb },
     ensureImageCached,
     consoleDir: deps.consoleDir ?? path.join(path.dirname(host.imageCacheDir), 'console'),
-    domainType: domainTypeFor(hypervisor),
+    domainType: domainTypeFor(hypervisor, host.domainType),
     log: agentLog,
   });
   const storageActivities = createStorageHostActivities({ hypervisor, storagePool: host.storagePool, ensureImageCached, log: agentLog });

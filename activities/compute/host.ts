@@ -48,10 +48,18 @@ export function rootVolumeFor(serverId: string): string {
   return `root-${serverId}`;
 }
 
-/** 'test' for libvirt's test driver, 'qemu' otherwise (KVM is not usable on these machines: notes/libvirt.md). */
-export function domainTypeFor(hypervisor: Hypervisor): DomainType {
-  return hypervisor.capabilities.driver.toLowerCase() === 'test' ? 'test' : 'qemu';
+/**
+ * 'test' for libvirt's test driver (whatever is configured); otherwise the configured type
+ * (STRATUS_DOMAIN_TYPE: 'kvm' on hosts with a usable /dev/kvm), by default 'qemu' (TCG emulation:
+ * KVM is not usable on these machines, notes/libvirt.md).
+ */
+export function domainTypeFor(hypervisor: Hypervisor, configured?: 'qemu' | 'kvm'): DomainType {
+  if (hypervisor.capabilities.driver.toLowerCase() === 'test') return 'test';
+  return configured ?? 'qemu';
 }
+
+/** Kernel command line of a direct kernel boot when the request names none: the console on the serial port. */
+export const DEFAULT_KERNEL_CMDLINE = 'console=ttyS0';
 
 const DOMAIN_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const DEFAULT_CONSOLE_BYTES = 100 * 1024; // as nova's get_console_output
@@ -116,9 +124,17 @@ export function createComputeHostActivities(deps: ComputeHostDeps) {
   async function boot(req: BootRequest): Promise<BootResult> {
     const { serverId, domainName } = req;
     const started = Date.now();
-    // (a) the image, in the host cache
+    // (a) the image, in the host cache; for a direct kernel boot the kernel and initramfs too
+    // (a cmdline without a kernel is ignored, as nova ignores os_command_line without kernel_id)
+    if (req.initrd && !req.kernel) {
+      throw ApplicationFailure.nonRetryable('an initrd needs a kernel (direct kernel boot)', 'InvalidInput');
+    }
     heartbeat({ step: 'image' });
-    const cached = await ensureImageCached(req.image);
+    const [cached, kernel, initrd] = await Promise.all([
+      ensureImageCached(req.image),
+      req.kernel ? ensureImageCached(req.kernel) : undefined,
+      req.initrd ? ensureImageCached(req.initrd) : undefined,
+    ]);
 
     // (b) the root disk: a qcow2 overlay on the cached image
     heartbeat({ step: 'root_disk' });
@@ -162,6 +178,8 @@ export function createComputeHostActivities(deps: ComputeHostDeps) {
         disks: [{ path: root.path, format: 'qcow2', target: 'vda', serial: 'root' }, ...volumeDisks],
         interfaces: req.ports.map((p) => ({ network: p.network.libvirtName, mac: p.mac })),
         serialLogPath: consoleLogPath,
+        ...(kernel ? { kernel: kernel.path, cmdline: req.cmdline ?? DEFAULT_KERNEL_CMDLINE } : {}),
+        ...(initrd ? { initrd: initrd.path } : {}),
       };
       heartbeat({ step: 'define' });
       await hypervisor.defineDomain(spec); // replaces a definition left by an earlier partial run
@@ -261,6 +279,8 @@ export function createComputeHostActivities(deps: ComputeHostDeps) {
      * max(rootDiskGb, the image's virtual size)), each port's network + DHCP reservation, the domain
      * (root disk vda serial 'root', volumes by serial, NICs, serial console to
      * `<consoleDir>/<domainName>.log`) defined and started, then polled until running (bounded).
+     * With `kernel` (and `initrd`), those are cached like the image and the domain boots them
+     * directly, with `cmdline` (default 'console=ttyS0').
      * A rerun after any partial run completes the job without duplicates.
      */
     bootServer: (req: BootRequest): Promise<BootResult> =>

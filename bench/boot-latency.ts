@@ -9,15 +9,20 @@
  * Targets (BENCH_VIA):
  *   host  (default) the host agent's activities called in-process against qemu:///system
  *         (bootServer → marker; destroyServer afterwards, not timed), as test/e2e/qemu-guest.test.ts does
- *   api   the whole stack, POST /v1/servers → the marker on GET /v1/servers/{id}/console: not wired
- *         yet (it needs the kernel/initrd images through the image API and the create workflow passing
- *         them on); `apiTarget` below is the place to do it
+ *   api   the whole stack, POST /v1/servers → the marker on GET /v1/servers/{id}/console (npm run bench:boot)
  *
  * Each figure is measured from the moment the boot is requested, so it includes what the host does
  * before the domain runs (image cache, root overlay, network + DHCP reservation, define, start).
  */
 import os from 'node:os';
+import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
+import { freePort } from '../core/ports';
+import { resolveTemporalCli } from '../temporal/binary';
+import { startDevServer } from '../temporal/dev-server';
+import { consoleLine, startQemuCloud, waitForConsole } from '../test/support/qemu-api';
+import { waitGone, waitSettled } from '../test/support/stratus-fixtures';
+import { TEMPORAL_ADDRESS_ENV, TEMPORAL_NAMESPACE_ENV } from '../test/support/temporal';
 import { median, openQemuHarness, qemuUnavailable, type GuestServer, type QemuHarness } from '../test/support/qemu-guest';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -61,13 +66,53 @@ async function hostTarget(): Promise<BootTarget> {
 }
 
 /**
- * Through the API (the lead's to finish): start a cloud on qemu:///system (workers/cloud.ts with
- * STRATUS_LIBVIRT_URI=qemu:///system), upload .tools/guest/{vmlinuz,initrd.img,root.raw} as images,
- * then per sample: POST /v1/servers with the kernel/initrd → poll the console until MARKER;
- * DELETE afterwards.
+ * Through the whole stack: a cloud on qemu:///system (its own Temporal dev server, PGlite, API,
+ * conductor, host agent), the test guest uploaded through the image API; per sample POST /v1/servers
+ * and poll GET /v1/servers/{id}/console until the marker; DELETE afterwards (not timed).
  */
 async function apiTarget(): Promise<BootTarget> {
-  throw new Error('BENCH_VIA=api is not wired yet: see apiTarget() in bench/boot-latency.ts');
+  const log = createLogger('warn');
+  const server = await startDevServer({
+    cliPath: resolveTemporalCli(loadConfig()),
+    port: await freePort(),
+    uiPort: await freePort(),
+    dbFile: undefined,
+    namespace: 'stratus',
+    log,
+    headless: true,
+  });
+  process.env[TEMPORAL_ADDRESS_ENV] = server.address;
+  process.env[TEMPORAL_NAMESPACE_ENV] = 'stratus';
+  const q = await startQemuCloud();
+  let n = 0;
+  return {
+    describe: 'POST /v1/servers → console, whole stack on qemu:///system (TCG)',
+    async bootToMarker() {
+      const started = performance.now();
+      const created = await q.t.call('POST', '/v1/servers', {
+        token: q.token,
+        body: { name: `bench-${(n += 1)}`, flavor_id: q.flavorId, image_id: q.imageId, networks: [{ network_id: q.networkId }] },
+      });
+      if (created.status !== 202) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
+      const id = created.body.server.id as string;
+      const active = await waitSettled(q.t, q.token, id, 180_000);
+      const runningMs = performance.now() - started;
+      if (active.status !== 'ACTIVE') throw new Error(`server ${id}: ${JSON.stringify(active.fault)}`);
+      const { seenAt, text } = await waitForConsole(q, id, consoleLine(MARKER), 180_000);
+      const init = /\[\s*([\d.]+)\] Run \/init/.exec(text);
+      return {
+        sample: { runningMs, markerMs: seenAt - started, ...(init ? { guestInitMs: Number(init[1]) * 1000 } : {}) },
+        teardown: async () => {
+          await q.t.call('DELETE', `/v1/servers/${id}`, { token: q.token });
+          await waitGone(q.t, q.token, id, 120_000);
+        },
+      };
+    },
+    async close() {
+      await q.t.stop();
+      await server.stop();
+    },
+  };
 }
 
 const s = (ms: number | undefined): string => (ms === undefined ? '?' : `${(ms / 1000).toFixed(2)} s`);

@@ -38,6 +38,7 @@ const schema = z.object({
   STRATUS_HOST_VCPUS: positiveInt.optional(),
   STRATUS_HOST_RAM_MB: positiveInt.optional(),
   STRATUS_HOST_DISK_GB: positiveInt.optional(),
+  STRATUS_CPU_ALLOCATION_RATIO: z.coerce.number().positive().max(64).default(4),
   STRATUS_HOST_HEARTBEAT_SECONDS: positiveInt.default(10),
   STRATUS_STORAGE_POOL: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('stratus'),
   STRATUS_STORAGE_POOL_DIR: z.string().optional(),
@@ -80,6 +81,8 @@ export interface Config {
     vcpus: number | undefined;
     ramMb: number | undefined;
     diskGb: number | undefined;
+    /** vCPUs handed out per physical CPU when STRATUS_HOST_VCPUS is unset (Nova's cpu_allocation_ratio). */
+    cpuAllocationRatio: number;
     heartbeatSeconds: number;
     /** The libvirt storage pool for disks and volumes (a directory pool, created if absent). */
     storagePool: string;
@@ -147,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       vcpus: e.STRATUS_HOST_VCPUS,
       ramMb: e.STRATUS_HOST_RAM_MB,
       diskGb: e.STRATUS_HOST_DISK_GB,
+      cpuAllocationRatio: e.STRATUS_CPU_ALLOCATION_RATIO,
       heartbeatSeconds: e.STRATUS_HOST_HEARTBEAT_SECONDS,
       storagePool: e.STRATUS_STORAGE_POOL,
       storagePoolDir: path.resolve(e.STRATUS_STORAGE_POOL_DIR ?? path.join(dataDir, 'pool')),

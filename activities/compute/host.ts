@@ -29,7 +29,7 @@ export interface ComputeHostDeps {
   storagePool: string;
   hypervisor: Hypervisor;
   /** Capacity from configuration wins over what libvirt reports (e.g. to keep room for the host itself). */
-  overrides: { vcpus?: number | undefined; ramMb?: number | undefined; diskGb?: number | undefined };
+  overrides: { vcpus?: number | undefined; ramMb?: number | undefined; diskGb?: number | undefined; cpuAllocationRatio?: number };
   /** Pulls an image into the host cache and returns the cached file (activities/image/host.ts). */
   ensureImageCached: EnsureImageCached;
   /** Directory of the serial console logs, `<consoleDir>/<domainName>.log` (created if absent). */
@@ -267,7 +267,7 @@ export function createComputeHostActivities(deps: ComputeHostDeps) {
         name: hostName,
         libvirtUri: info.uri,
         libvirtVersion: info.libvirtVersion,
-        vcpus: overrides.vcpus ?? info.vcpus,
+        vcpus: overrides.vcpus ?? Math.floor(info.vcpus * (overrides.cpuAllocationRatio ?? 1)),
         ramMb: overrides.ramMb ?? info.ramMb,
         diskGb: overrides.diskGb ?? info.diskGb,
         capabilities: { ...hypervisor.capabilities },

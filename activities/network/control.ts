@@ -11,15 +11,19 @@ import * as subnets from '../../db/repositories/subnets';
 import type { PortOnHost } from '../compute/types';
 import type { HostNetwork, NetworkRequest } from './types';
 
-/** How a Stratus network is realized on a host (names fit libvirt's and Linux's limits). */
-export function hostNetworkOf(networkId: string, subnet: subnets.Subnet): HostNetwork {
+/** The libvirt network and Linux bridge names of a Stratus network (a bridge name has ≤ 15 chars). */
+export function hostNetworkNames(networkId: string): { libvirtName: string; bridge: string } {
   const short = networkId.replace(/-/g, '').slice(0, 8);
+  return { libvirtName: `stratus-${short}`, bridge: `stb-${short}` };
+}
+
+/** How a Stratus network is realized on a host. */
+export function hostNetworkOf(networkId: string, subnet: subnets.Subnet): HostNetwork {
   const [, prefix] = subnet.cidr.split('/');
   const pools = subnet.allocationPools;
   return {
     networkId,
-    libvirtName: `stratus-${short}`,
-    bridge: `stb-${short}`,
+    ...hostNetworkNames(networkId),
     cidr: subnet.cidr,
     gatewayIp: subnet.gatewayIp ?? '',
     prefix: Number(prefix),

@@ -362,7 +362,7 @@ describe('fault injection', () => {
   });
 
   it('faults at every step of boot: each partial run is undone by destroyServer, or finished by a rerun', async () => {
-    const points = ['createOverlayVolume', 'startNetwork', 'networkAddDhcpHost', 'volumeInfo', 'defineDomain', 'startDomain', 'domainState'] as const;
+    const points = ['createOverlayVolume', 'defineNetwork', 'startNetwork', 'volumeInfo', 'defineDomain', 'startDomain', 'domainState'] as const;
     for (const point of points) {
       for (const ending of ['destroy', 'rerun'] as const) {
         const plan = new FaultPlan();

@@ -76,7 +76,7 @@ const guestFetch: typeof fetch = async (input) => {
 };
 
 /** A /24 in 10.213.0.0/16 that no route or address of this host touches. */
-function freeSubnet(): number {
+export function freeSubnet(): number {
   const inUse = execFileSync('ip', ['-4', '-o', 'addr', 'show']).toString() + execFileSync('ip', ['-4', 'route', 'show', 'table', 'all']).toString();
   for (let attempt = 0; attempt < 200; attempt++) {
     const octet = 1 + Math.floor(Math.random() * 250);

@@ -436,7 +436,10 @@ class LibvirtHypervisor implements Hypervisor {
       const p = pool;
       try {
         if ((await this.api.storagePoolIsActive(p)) !== 1) {
-          const err = await this.attempt(conn, 'virStoragePoolCreate', this.api.storagePoolCreate(p, 0));
+          // WITH_BUILD: an existing pool whose directory went away (a tmpfs, a wiped data dir) is rebuilt
+          // (the test driver keeps no directories and refuses the flag)
+          const flags = this.capabilities.driver.toLowerCase() === 'test' ? 0 : VIR_STORAGE_POOL_CREATE_WITH_BUILD;
+          const err = await this.attempt(conn, 'virStoragePoolCreate', this.api.storagePoolCreate(p, flags));
           if (err && (await this.api.storagePoolIsActive(p)) !== 1) throw err;
         }
         // a refresh fails while volumes are being built by another call; the pool is usable anyway
@@ -759,6 +762,9 @@ function hasPrivateState(uri: string): boolean {
  * `MissingDependency` if libvirt.so.0 is not installed, and with `LibvirtError` (libvirt's code and
  * message, e.g. VIR_ERR_NO_CONNECT for an unknown scheme) if the URI cannot be opened.
  */
+/** virStoragePoolCreateFlags: build the pool (its directory) if needed before starting it. */
+const VIR_STORAGE_POOL_CREATE_WITH_BUILD = 1;
+
 export async function openHypervisor(uri: string, opts: OpenHypervisorOptions = {}): Promise<Hypervisor> {
   const api = loadLibvirt();
   const first = await openConnection(api, uri);

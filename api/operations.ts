@@ -79,13 +79,14 @@ export async function startOperation(
   return launchOperation(deps, op, spec.workflowType, spec.args(op.id));
 }
 
-async function liveProgress(handle: WorkflowHandle): Promise<{ progress: Progress | null; closedAs: string | null }> {
+/** The workflow's `progress` query (and, when asked, whether the run has closed and how). */
+async function liveProgress(handle: WorkflowHandle, withStatus: boolean): Promise<{ progress: Progress | null; closedAs: string | null }> {
   try {
     const [progress, description] = await Promise.all([
       handle.query<Progress>('progress').catch(() => null),
-      handle.describe(),
+      withStatus ? handle.describe() : Promise.resolve(undefined),
     ]);
-    const status = description.status.name;
+    const status = description?.status.name ?? 'RUNNING';
     return { progress, closedAs: status === 'RUNNING' ? null : status };
   } catch {
     return { progress: null, closedAs: null };
@@ -96,7 +97,7 @@ export async function presentOperation(deps: OperationDeps, op: operations.Opera
   let status = op.status;
   let progress: Progress | null = null;
   if (withProgress) {
-    const live = await liveProgress(deps.temporal.workflow.getHandle(op.workflowId, op.runId ?? undefined));
+    const live = await liveProgress(deps.temporal.workflow.getHandle(op.workflowId, op.runId ?? undefined), true);
     progress = live.progress;
     // A run that ended without finishing its operation (terminated, timed out) did not succeed.
     if (status === 'running' && live.closedAs && live.closedAs !== 'COMPLETED') status = 'failed';
@@ -135,8 +136,8 @@ export function presentProgress(p: Progress): Schemas['Progress'] {
   };
 }
 
-/** The live progress of an operation's workflow, or null when it is not answering. */
+/** The live progress of an operation's workflow (one query, no describe), or null when it is not answering. */
 export async function operationProgress(deps: OperationDeps, op: operations.Operation): Promise<Schemas['Progress'] | null> {
-  const { progress } = await liveProgress(deps.temporal.workflow.getHandle(op.workflowId, op.runId ?? undefined));
+  const { progress } = await liveProgress(deps.temporal.workflow.getHandle(op.workflowId, op.runId ?? undefined), false);
   return progress ? presentProgress(progress) : null;
 }

@@ -129,6 +129,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--dynamic-config-value', 'frontend.enableServerVersionCheck=false',
     '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true',
     '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+    // The dev server has one history shard, so its transfer/timer queue readers are capped at their
+    // default 20 polls/s: every task dispatch then waits up to 50 ms once traffic is steady
+    // (bench/temporal-dispatch.ts). A cluster spreads this over its shards; one shard needs more.
+    '--dynamic-config-value', 'history.transferProcessorMaxPollRPS=1000',
+    '--dynamic-config-value', 'history.timerProcessorMaxPollRPS=1000',
     ...(options.dbFile ? ['--db-filename', path.resolve(options.dbFile)] : []),
     ...(headless ? ['--headless'] : ['--ui-port', String(options.uiPort), '--ui-disable-news-fetch']),
   ];

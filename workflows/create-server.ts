@@ -45,22 +45,24 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
   // New volumes get their ids here (uuid4 is deterministic in a workflow), so every retry names the same rows.
   const volumeRequests: ServerVolumeRequest[] = input.volumes.map((v) => ('volumeId' in v ? v : { ...v, newVolumeId: uuid4() }));
   const newVolumeIds = volumeRequests.flatMap((v) => ('newVolumeId' in v ? [v.newVolumeId] : []));
-  /** Nova's task_state: which step the server is in, for GET /v1/servers/{id}. */
+  /**
+   * Nova's task_state, for GET /v1/servers/{id}: set before the steps that take time (each write is a
+   * local activity, so the quick database steps share the 'scheduling' the API set at creation).
+   */
   const state = (taskState: string) => conductor.setServerState({ serverId, taskState });
 
   try {
     await t.run('authenticate', async () => {
-      await state('authenticating');
       await conductor.authenticateRequest({ userId: input.userId, projectId });
     });
 
     const image: SelectedImage = await t.run('select_image', async () => {
-      await state('selecting_image');
       return conductor.selectImage({ imageId: input.imageId, projectId, flavor: input.flavor });
     });
 
     // Existing volumes pin the server to their host.
-    const pinnedHost = await conductor.hostOfVolumes({ volumeIds: volumeIdsOf(volumeRequests) });
+    const existingVolumes = volumeIdsOf(volumeRequests);
+    const pinnedHost = existingVolumes.length > 0 ? await conductor.hostOfVolumes({ volumeIds: existingVolumes }) : null;
     const maxAttempts = pinnedHost ? 1 : (input.maxHostAttempts ?? 3);
     const excluded: string[] = [];
     let ports: PortOnHost[] | undefined;
@@ -70,7 +72,6 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
       let host: string;
       try {
         host = await t.run('schedule', async () => {
-          await state('scheduling');
           t.onFailureUndo('schedule', () => conductor.releaseClaim({ serverId }));
           return conductor.claimHost({ serverId, flavor: input.flavor, excludeHosts: excluded, requiredHost: pinnedHost, lastFailure: lastHostFailure?.message });
         });
@@ -80,11 +81,10 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
         throw err;
       }
       t.progress.hosts.push(host);
-      await conductor.setServerState({ serverId, host });
+      await conductor.setServerState({ serverId, host, taskState: ports ? 'block_device_mapping' : 'networking' });
 
       if (!ports) {
         ports = await t.run('allocate_port', async () => {
-          await state('networking');
           t.onFailureUndo('allocate_port', () => conductor.releasePorts({ serverId }));
           return conductor.allocatePorts({ serverId, projectId, requests: input.networks });
         });
@@ -93,7 +93,7 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
       const hostMark = t.mark; // undos from here on belong to this host: a reschedule runs them
       try {
         const volumes: VolumeOnHost[] = await t.run('attach_volume', async () => {
-          await state('block_device_mapping');
+          if (volumeRequests.length === 0) return [];
           t.onFailureUndo('attach_volume', () => releaseVolumes(host));
           const prepared = await conductor.prepareServerVolumes({ serverId, projectId, host, requests: volumeRequests });
           const hostActs = onHost(host);
@@ -120,7 +120,7 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
             ports: ports ?? [],
             volumes,
           });
-          await conductor.markServerVolumesInUse({ serverId });
+          if (volumeRequests.length > 0) await conductor.markServerVolumesInUse({ serverId });
         });
         break;
       } catch (err) {
@@ -135,22 +135,28 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
     }
 
     await t.run('start_metering', async () => {
-      await state('metering');
       t.onFailureUndo('start_metering', () => conductor.stopMetering({ serverId }));
       await conductor.startMetering({ serverId, projectId });
     });
 
     const host = t.progress.hosts[t.progress.hosts.length - 1]!;
-    await conductor.setServerState({ serverId, status: 'ACTIVE', taskState: null, powerState: 'running', fault: null });
-    await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
+    await conductor.finishServerOperation({
+      server: { serverId, status: 'ACTIVE', taskState: null, powerState: 'running', fault: null },
+      operationId: input.operationId,
+      status: 'succeeded',
+    });
     t.succeed();
     return { serverId, host };
   } catch (err) {
     const fault = toFault(err, t);
     t.fail(fault);
     await t.compensateAll();
-    await conductor.setServerState({ serverId, status: 'ERROR', taskState: null, fault });
-    await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
+    await conductor.finishServerOperation({
+      server: { serverId, status: 'ERROR', taskState: null, fault },
+      operationId: input.operationId,
+      status: 'failed',
+      error: fault,
+    });
     throw operationFailure(fault);
   }
 

@@ -32,14 +32,17 @@ export async function deleteServer(input: { serverId: string; operationId: strin
     await t.run('release_ports', () => conductor.releasePorts({ serverId }));
     await t.run('release_claim', () => conductor.releaseClaim({ serverId }));
     await t.run('stop_metering', () => conductor.stopMetering({ serverId }));
-    await conductor.setServerState({ serverId, status: 'DELETED', taskState: null });
-    await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
+    await conductor.finishServerOperation({ server: { serverId, status: 'DELETED', taskState: null }, operationId: input.operationId, status: 'succeeded' });
     t.succeed();
   } catch (err) {
     const fault = toFault(err, t);
     t.fail(fault);
-    await conductor.setServerState({ serverId, status: 'ERROR', taskState: null, fault });
-    await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
+    await conductor.finishServerOperation({
+      server: { serverId, status: 'ERROR', taskState: null, fault },
+      operationId: input.operationId,
+      status: 'failed',
+      error: fault,
+    });
     throw operationFailure(fault);
   }
 }

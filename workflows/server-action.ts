@@ -24,15 +24,13 @@ export async function serverAction(input: { serverId: string; operationId: strin
       if (!server.host) throw ApplicationFailure.nonRetryable('the server has no host', 'NoHost');
       await onHost(server.host).powerAction({ domainName: domainNameFor(serverId), action });
     });
-    await conductor.setServerState({ serverId, taskState: null, ...AFTER[action] });
-    await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
+    await conductor.finishServerOperation({ server: { serverId, taskState: null, ...AFTER[action] }, operationId: input.operationId, status: 'succeeded' });
     t.succeed();
   } catch (err) {
     const fault = toFault(err, t);
     t.fail(fault);
     // The server keeps running (or not) as it was: clear the task, record the failed action on the operation.
-    await conductor.setServerState({ serverId, taskState: null });
-    await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
+    await conductor.finishServerOperation({ server: { serverId, taskState: null }, operationId: input.operationId, status: 'failed', error: fault });
     throw operationFailure(fault);
   }
 }

@@ -111,6 +111,21 @@ export function createComputeControlActivities({ db, log, heartbeatSeconds, temp
       await claims.release(db, serverId);
     },
 
+    /** The server's final state and its operation's outcome, in one transaction. */
+    async finishServerOperation(req: {
+      server: ServerStatePatch;
+      operationId: string;
+      status: 'succeeded' | 'failed';
+      error?: operations.OperationError;
+    }): Promise<void> {
+      const { serverId, ...changes } = req.server;
+      await db.transaction(async (trx) => {
+        if (changes.status === 'DELETED') await servers.markDeleted(trx, serverId);
+        else await servers.update(trx, serverId, changes);
+        await operations.finish(trx, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) });
+      });
+    },
+
     async finishOperation(req: { operationId: string; status: 'succeeded' | 'failed'; error?: operations.OperationError }): Promise<void> {
       await operations.finish(db, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) });
     },

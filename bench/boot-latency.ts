@@ -85,6 +85,12 @@ async function apiTarget(): Promise<BootTarget> {
   process.env[TEMPORAL_NAMESPACE_ENV] = 'stratus';
   const q = await startQemuCloud();
   let n = 0;
+  const live = new Set<string>();
+  const remove = async (id: string): Promise<void> => {
+    await q.t.call('DELETE', `/v1/servers/${id}`, { token: q.token });
+    await waitGone(q.t, q.token, id, 120_000);
+    live.delete(id);
+  };
   return {
     describe: 'POST /v1/servers → console, whole stack on qemu:///system (TCG)',
     async bootToMarker() {
@@ -95,6 +101,7 @@ async function apiTarget(): Promise<BootTarget> {
       });
       if (created.status !== 202) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
       const id = created.body.server.id as string;
+      live.add(id);
       const active = await waitSettled(q.t, q.token, id, 180_000);
       const runningMs = performance.now() - started;
       if (active.status !== 'ACTIVE') throw new Error(`server ${id}: ${JSON.stringify(active.fault)}`);
@@ -102,13 +109,12 @@ async function apiTarget(): Promise<BootTarget> {
       const init = /\[\s*([\d.]+)\] Run \/init/.exec(text);
       return {
         sample: { runningMs, markerMs: seenAt - started, ...(init ? { guestInitMs: Number(init[1]) * 1000 } : {}) },
-        teardown: async () => {
-          await q.t.call('DELETE', `/v1/servers/${id}`, { token: q.token });
-          await waitGone(q.t, q.token, id, 120_000);
-        },
+        teardown: () => remove(id),
       };
     },
     async close() {
+      // A failed run must not leave guests running: delete every server it still has.
+      await Promise.allSettled([...live].map(remove));
       await q.t.stop();
       await server.stop();
     },

@@ -17,9 +17,7 @@
 import os from 'node:os';
 import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
-import { freePort } from '../core/ports';
-import { resolveTemporalCli } from '../temporal/binary';
-import { startDevServer } from '../temporal/dev-server';
+import { startScratchDevServer } from '../temporal/dev-server';
 import { consoleLine, startQemuCloud, waitForConsole } from '../test/support/qemu-api';
 import { waitGone, waitSettled } from '../test/support/stratus-fixtures';
 import { TEMPORAL_ADDRESS_ENV, TEMPORAL_NAMESPACE_ENV } from '../test/support/temporal';
@@ -72,15 +70,7 @@ async function hostTarget(): Promise<BootTarget> {
  */
 async function apiTarget(): Promise<BootTarget> {
   const log = createLogger('warn');
-  const server = await startDevServer({
-    cliPath: resolveTemporalCli(loadConfig()),
-    port: await freePort(),
-    uiPort: await freePort(),
-    dbFile: undefined,
-    namespace: 'stratus',
-    log,
-    headless: true,
-  });
+  const server = await startScratchDevServer(loadConfig(), log);
   process.env[TEMPORAL_ADDRESS_ENV] = server.address;
   process.env[TEMPORAL_NAMESPACE_ENV] = 'stratus';
   const q = await startQemuCloud();

@@ -18,9 +18,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
-import { freePort } from '../core/ports';
-import { resolveTemporalCli } from '../temporal/binary';
-import { startDevServer } from '../temporal/dev-server';
+import { startScratchDevServer } from '../temporal/dev-server';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const N = 10;
@@ -28,15 +26,7 @@ const N = 10;
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, console: {} } } });
   const log = createLogger('warn');
-  const server = await startDevServer({
-    cliPath: resolveTemporalCli(loadConfig()),
-    port: await freePort(),
-    uiPort: await freePort(),
-    dbFile: undefined,
-    namespace: 'stratus',
-    log,
-    headless: true,
-  });
+  const server = await startScratchDevServer(loadConfig(), log);
   const native = await NativeConnection.connect({ address: server.address });
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, namespace: 'stratus' });

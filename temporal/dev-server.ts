@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import type { Config } from '../core/config';
 import { MissingDependency } from '../core/errors';
-import { assertPortFree } from '../core/ports';
+import { assertPortFree, freePort } from '../core/ports';
 import type { Logger } from '../core/log';
 import { resolveTemporalCli } from './binary';
 import { SEARCH_ATTRIBUTE_FLAGS } from './constants';
@@ -91,6 +91,19 @@ export async function startEmbeddedDevServer(config: Config, log: Logger): Promi
     pidFile,
     namespace: config.temporal.namespace,
     log,
+  });
+}
+
+/** A throwaway dev server for benchmarks: in memory, headless, on free ports, CLI resolved as usual. */
+export async function startScratchDevServer(config: { temporal: Pick<Config['temporal'], 'cliPath'> }, log: Logger, namespace = 'stratus'): Promise<DevServer> {
+  return startDevServer({
+    cliPath: resolveTemporalCli(config),
+    port: await freePort(),
+    uiPort: await freePort(),
+    dbFile: undefined,
+    namespace,
+    log,
+    headless: true,
   });
 }
 

@@ -11,6 +11,7 @@
 import { openHypervisor, type DomainSpec, type Hypervisor } from '../libvirt';
 import { loadLibvirt, type ConnectPtr } from '../libvirt/ffi';
 import { buildDomainXml } from '../libvirt/xml';
+import { withEventLoopLag } from '../test/support/event-loop-lag';
 
 const cycles = Number(process.argv[2] ?? 2000);
 const inFlight = Number(process.argv[3] ?? 8);
@@ -64,28 +65,22 @@ async function runRaw(label: string, parallel: number): Promise<void> {
 }
 
 async function run(h: Hypervisor, label: string, parallel: number): Promise<void> {
-  let maxLag = 0;
-  let last = performance.now();
-  const timer = setInterval(() => {
-    const now = performance.now();
-    maxLag = Math.max(maxLag, now - last - 5);
-    last = now;
-  }, 5);
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: parallel }, async () => {
-      while (next < cycles) {
-        const i = next++;
-        await cycle(h, `bench-${label}-${i}`);
-      }
-    }),
+  const { maxLagMs } = await withEventLoopLag(() =>
+    Promise.all(
+      Array.from({ length: parallel }, async () => {
+        while (next < cycles) {
+          const i = next++;
+          await cycle(h, `bench-${label}-${i}`);
+        }
+      }),
+    ),
   );
   const s = (performance.now() - t0) / 1000;
-  clearInterval(timer);
   console.log(
     `Hypervisor, ${label.padEnd(12)} ${cycles} cycles in ${s.toFixed(2)} s = ${Math.round(cycles / s)} cycles/s ` +
-      `(${Math.round((cycles * 4) / s)} Hypervisor calls/s), max event-loop lag ${maxLag.toFixed(1)} ms`,
+      `(${Math.round((cycles * 4) / s)} Hypervisor calls/s), max event-loop lag ${maxLagMs.toFixed(1)} ms`,
   );
 }
 

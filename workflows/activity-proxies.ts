@@ -6,7 +6,7 @@
  * - host(name): activities on `host.<name>`. scheduleToStart is bounded so a dead agent fails the step
  *   (and the create flow reschedules) instead of leaving the server in BUILD forever.
  */
-import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities, type ApplicationFailure } from '@temporalio/workflow';
 import type { ComputeControlActivities } from '../activities/compute/control';
 import type { ComputeHostActivitiesContract } from '../activities/compute/types';
 import type { ImageControlActivities } from '../activities/image/control';
@@ -14,6 +14,7 @@ import type { NetworkControlActivities } from '../activities/network/control';
 import type { StorageControlActivities } from '../activities/storage/control';
 import type { StorageHostActivitiesContract } from '../activities/storage/types';
 import { hostTaskQueue } from '../temporal/constants';
+import { operationFailure, type Fault } from './progress';
 
 export type ConductorActivities = ComputeControlActivities &
   ImageControlActivities &
@@ -50,4 +51,13 @@ export function cleanupOnHost(hostName: string) {
     scheduleToCloseTimeout: '30 minutes',
     retry: { initialInterval: '500 ms', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['HypervisorRejected'] },
   });
+}
+
+/**
+ * A server operation that failed for good: the server goes to ERROR with the fault, the operation is
+ * finished as failed, and the returned failure is what the workflow throws (Temporal UI shows it).
+ */
+export async function serverFailed(serverId: string, operationId: string, fault: Fault): Promise<ApplicationFailure> {
+  await conductor.finishServerOperation({ server: { serverId, status: 'ERROR', taskState: null, fault }, operationId, status: 'failed', error: fault });
+  return operationFailure(fault);
 }

@@ -11,8 +11,8 @@ import type { SelectedImage } from '../activities/image/control';
 import { domainNameFor } from '../activities/compute/types';
 import type { NetworkRequest } from '../activities/network/types';
 import type { ServerVolumeRequest } from '../activities/storage/control';
-import { cleanupOnHost, conductor, onHost } from './activity-proxies';
-import { OperationTracker, operationFailure, StepFailed, toFault } from './progress';
+import { cleanupOnHost, conductor, onHost, serverFailed } from './activity-proxies';
+import { OperationTracker, StepFailed } from './progress';
 
 export const CREATE_STEPS = ['authenticate', 'select_image', 'schedule', 'allocate_port', 'attach_volume', 'boot', 'start_metering'] as const;
 
@@ -148,16 +148,9 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
     t.succeed();
     return { serverId, host };
   } catch (err) {
-    const fault = toFault(err, t);
-    t.fail(fault);
+    const fault = t.failed(err);
     await t.compensateAll();
-    await conductor.finishServerOperation({
-      server: { serverId, status: 'ERROR', taskState: null, fault },
-      operationId: input.operationId,
-      status: 'failed',
-      error: fault,
-    });
-    throw operationFailure(fault);
+    throw await serverFailed(serverId, input.operationId, fault);
   }
 
   /** Undo of attach_volume on one host: delete the volumes this request created there, free the others. */

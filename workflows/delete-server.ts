@@ -4,8 +4,8 @@
  * delete_on_termination), ports released, host claim released, metering stopped, server DELETED.
  */
 import { domainNameFor } from '../activities/compute/types';
-import { cleanupOnHost, conductor } from './activity-proxies';
-import { OperationTracker, operationFailure, toFault } from './progress';
+import { cleanupOnHost, conductor, serverFailed } from './activity-proxies';
+import { OperationTracker } from './progress';
 
 export const DELETE_STEPS = ['teardown', 'detach_volumes', 'release_ports', 'release_claim', 'stop_metering'] as const;
 
@@ -35,14 +35,7 @@ export async function deleteServer(input: { serverId: string; operationId: strin
     await conductor.finishServerOperation({ server: { serverId, status: 'DELETED', taskState: null }, operationId: input.operationId, status: 'succeeded' });
     t.succeed();
   } catch (err) {
-    const fault = toFault(err, t);
-    t.fail(fault);
-    await conductor.finishServerOperation({
-      server: { serverId, status: 'ERROR', taskState: null, fault },
-      operationId: input.operationId,
-      status: 'failed',
-      error: fault,
-    });
-    throw operationFailure(fault);
+    const fault = t.failed(err);
+    throw await serverFailed(serverId, input.operationId, fault);
   }
 }

@@ -131,6 +131,13 @@ export class OperationTracker {
     this.progress.error = fault;
     this.progress.current = null;
   }
+
+  /** Records the operation as failed by `err` and returns its fault (step, code, message). */
+  failed(err: unknown): Fault {
+    const fault = toFault(err, this);
+    this.fail(fault);
+    return fault;
+  }
 }
 
 /** A step failed: carries the step name to the saga's catch. */

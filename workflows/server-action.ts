@@ -2,7 +2,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { domainNameFor, type PowerAction } from '../activities/compute/types';
 import { conductor, onHost } from './activity-proxies';
-import { OperationTracker, operationFailure, toFault } from './progress';
+import { OperationTracker, operationFailure } from './progress';
 
 const AFTER: Record<PowerAction, { status: 'ACTIVE' | 'SHUTOFF'; powerState: string }> = {
   start: { status: 'ACTIVE', powerState: 'running' },
@@ -27,8 +27,7 @@ export async function serverAction(input: { serverId: string; operationId: strin
     await conductor.finishServerOperation({ server: { serverId, taskState: null, ...AFTER[action] }, operationId: input.operationId, status: 'succeeded' });
     t.succeed();
   } catch (err) {
-    const fault = toFault(err, t);
-    t.fail(fault);
+    const fault = t.failed(err);
     // The server keeps running (or not) as it was: clear the task, record the failed action on the operation.
     await conductor.finishServerOperation({ server: { serverId, taskState: null }, operationId: input.operationId, status: 'failed', error: fault });
     throw operationFailure(fault);

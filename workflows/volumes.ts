@@ -7,7 +7,7 @@ import type { ImageForHost } from '../activities/compute/types';
 import { domainNameFor } from '../activities/compute/types';
 import { poolVolumeFor, serialFor } from '../activities/storage/types';
 import { cleanupOnHost, conductor, onHost } from './activity-proxies';
-import { OperationTracker, operationFailure, toFault } from './progress';
+import { OperationTracker, operationFailure } from './progress';
 
 export function volumeWorkflowId(volumeId: string, kind: string, operationId: string): string {
   return `volume:${volumeId}:${kind}:${operationId}`;
@@ -40,8 +40,7 @@ export async function createVolume(input: {
     await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
     t.succeed();
   } catch (err) {
-    const fault = toFault(err, t);
-    t.fail(fault);
+    const fault = t.failed(err);
     if (host) await cleanupOnHost(host).deleteVolume({ poolVolume: poolVolumeFor(volumeId) });
     await conductor.transitionVolume({ volumeId, from: ['creating'], to: 'error' });
     await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
@@ -60,8 +59,7 @@ export async function deleteVolume(input: { volumeId: string; operationId: strin
     await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
     t.succeed();
   } catch (err) {
-    const fault = toFault(err, t);
-    t.fail(fault);
+    const fault = t.failed(err);
     await conductor.transitionVolume({ volumeId: input.volumeId, from: ['deleting'], to: 'error' });
     await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
     throw operationFailure(fault);
@@ -90,8 +88,7 @@ export async function attachVolume(input: {
     await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
     t.succeed();
   } catch (err) {
-    const fault = toFault(err, t);
-    t.fail(fault);
+    const fault = t.failed(err);
     await cleanupOnHost(input.host).detachVolume({ domainName: domainNameFor(serverId), serial: serialFor(volumeId) });
     await conductor.transitionVolume({ volumeId, from: ['reserved'], to: 'available', set: { serverId: null, device: null } });
     await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
@@ -110,8 +107,7 @@ export async function detachVolume(input: { volumeId: string; serverId: string; 
     await conductor.finishOperation({ operationId: input.operationId, status: 'succeeded' });
     t.succeed();
   } catch (err) {
-    const fault = toFault(err, t);
-    t.fail(fault);
+    const fault = t.failed(err);
     await conductor.transitionVolume({ volumeId, from: ['detaching'], to: 'in-use' });
     await conductor.finishOperation({ operationId: input.operationId, status: 'failed', error: fault });
     throw operationFailure(fault);

@@ -13,14 +13,8 @@ export function isAlive(host: Pick<Host, 'status' | 'lastSeenAt'>, heartbeatSeco
   return host.status === 'up' && now - new Date(host.lastSeenAt).getTime() < heartbeatSeconds * MISSED_HEARTBEATS_ALLOWED * 1000;
 }
 
-export interface Host {
-  name: string;
-  libvirtUri: string;
-  vcpus: number;
-  ramMb: number;
-  diskGb: number;
-  capabilities: Record<string, unknown>;
-  libvirtVersion: string | null;
+/** A registered host: what its agent last reported, plus liveness. */
+export interface Host extends Heartbeat {
   status: HostStatus;
   registeredAt: Date;
   lastSeenAt: Date;

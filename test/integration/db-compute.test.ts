@@ -20,32 +20,10 @@ import * as users from '../../db/repositories/users';
 import * as volumes from '../../db/repositories/volumes';
 import { parseIpv4 } from '../../db/ipv4';
 import type { Queryable } from '../../db/types';
+import { allItems, MISSING_ID, rejection, unique } from '../support/db-helpers';
 import { engines, useDatabase } from '../support/databases';
 
-const MISSING_ID = '00000000-0000-4000-8000-000000000000';
 const TINY = SEEDED_FLAVORS[0].id;
-let seq = 0;
-const unique = (prefix: string) => `${prefix}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
-
-async function allPages<T>(list: (marker: string | undefined) => Promise<{ items: T[]; next: string | null }>): Promise<T[]> {
-  const items: T[] = [];
-  let marker: string | undefined;
-  for (;;) {
-    const page = await list(marker);
-    items.push(...page.items);
-    if (page.next === null) return items;
-    marker = page.next;
-  }
-}
 
 function settle<T>(results: PromiseSettledResult<T>[]) {
   return {
@@ -127,7 +105,7 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
         expect(err).toMatchObject({ fields: [{ field }] });
       }
 
-      const names = (await allPages((marker) => flavors.list(db, { limit: 2, marker }))).map((x) => x.name);
+      const names = (await allItems((marker) => flavors.list(db, { limit: 2, marker }))).map((x) => x.name);
       expect(names).toEqual([...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
       expect(names).toEqual(expect.arrayContaining(['m1.tiny', 'm1.small', 'm1.medium', name]));
       expect((await flavors.list(db, { limit: 100, isPublic: false })).items.map((x) => x.id)).toContain(f.id);
@@ -172,7 +150,7 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
       await networks.create(db, { projectId: other.id, name: 'private' });
       expect(await networks.get(db, n1.id)).toEqual(n1);
 
-      const mine = await allPages((marker) => networks.list(db, { limit: 1, marker, projectId: p.id }));
+      const mine = await allItems((marker) => networks.list(db, { limit: 1, marker, projectId: p.id }));
       expect(mine.map((n) => n.id)).toEqual([n1.id, n2.id]);
       expect((await networks.list(db, { limit: 10, projectId: 'junk' })).items).toEqual([]);
 
@@ -291,7 +269,7 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
       });
       const { network, subnet } = await networkWithSubnet(db, { projectId: p.id });
       const second = await subnets.create(db, { networkId: network.id, projectId: p.id, cidr: '10.0.1.0/24' });
-      expect((await allPages((marker) => subnets.list(db, { limit: 1, marker, networkId: network.id }))).map((s) => s.id)).toEqual([subnet.id, second.id]);
+      expect((await allItems((marker) => subnets.list(db, { limit: 1, marker, networkId: network.id }))).map((s) => s.id)).toEqual([subnet.id, second.id]);
       expect((await subnets.list(db, { limit: 100, projectId: p.id })).items.map((s) => s.id)).toEqual([subnet.id, second.id]);
 
       const port = await ports.create(db, { projectId: p.id, networkId: network.id });
@@ -504,7 +482,7 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
       expect(await rejection(servers.markDeleted(db, MISSING_ID))).toBeInstanceOf(NotFound);
 
       expect((await servers.list(db, { limit: 10, projectId: p.id })).items.map((s) => s.id)).toEqual([b.id]);
-      expect((await allPages((marker) => servers.list(db, { limit: 1, marker, projectId: p.id, includeDeleted: true }))).map((s) => s.id)).toEqual([a.id, b.id]);
+      expect((await allItems((marker) => servers.list(db, { limit: 1, marker, projectId: p.id, includeDeleted: true }))).map((s) => s.id)).toEqual([a.id, b.id]);
     });
 
     test('missing references → NotFound naming the field; duplicate id → Conflict; user and image deletion set null; remove', async () => {
@@ -648,7 +626,7 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
       expect((await volumes.list(db, { limit: 10, serverId: vm })).items.map((x) => x.id)).toEqual([v.id]);
       const other = await volumes.create(db, { projectId: p.id, name: 'other', sizeGb: 1, status: 'available', device: 'vdc' });
       expect(other).toMatchObject({ status: 'available', device: 'vdc' });
-      expect((await allPages((marker) => volumes.list(db, { limit: 1, marker, projectId: p.id }))).map((x) => x.id)).toEqual([v.id, other.id]);
+      expect((await allItems((marker) => volumes.list(db, { limit: 1, marker, projectId: p.id }))).map((x) => x.id)).toEqual([v.id, other.id]);
 
       expect(await rejection(volumes.remove(db, v.id))).toMatchObject({ constructor: Conflict, message: `volume '${v.id}' is reserved: detach it first` });
       await volumes.transition(db, v.id, { from: ['reserved'], to: 'available', set: { serverId: null, device: null } });

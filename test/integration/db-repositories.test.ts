@@ -7,33 +7,8 @@ import * as roles from '../../db/repositories/roles';
 import * as tokens from '../../db/repositories/tokens';
 import * as users from '../../db/repositories/users';
 import type { Queryable } from '../../db/types';
+import { allPages, MISSING_ID, rejection, unique } from '../support/db-helpers';
 import { engines, useDatabase } from '../support/databases';
-
-const MISSING_ID = '00000000-0000-4000-8000-000000000000';
-let seq = 0;
-/** A name unique within the run, so tests sharing one database do not collide. */
-const unique = (prefix: string) => `${prefix}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** Every page of a list, following `next` until null. */
-async function allPages<T>(list: (marker: string | undefined) => Promise<{ items: T[]; next: string | null }>): Promise<T[][]> {
-  const pages: T[][] = [];
-  let marker: string | undefined;
-  for (;;) {
-    const page = await list(marker);
-    pages.push(page.items);
-    if (page.next === null) return pages;
-    marker = page.next;
-  }
-}
 
 describe.each(engines)('repositories on $name', (engine) => {
   const database = useDatabase(engine);

@@ -147,6 +147,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     // (bench/temporal-dispatch.ts). A cluster spreads this over its shards; one shard needs more.
     '--dynamic-config-value', 'history.transferProcessorMaxPollRPS=1000',
     '--dynamic-config-value', 'history.timerProcessorMaxPollRPS=1000',
+    // One node: task-queue partitions only add poll/task forwarding between them.
+    '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
+    '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
     ...(options.dbFile ? ['--db-filename', path.resolve(options.dbFile)] : []),
     ...(headless ? ['--headless'] : ['--ui-port', String(options.uiPort), '--ui-disable-news-fetch']),
   ];

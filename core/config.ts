@@ -9,6 +9,11 @@ import { z } from 'zod';
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const optionalText = z.string().trim().min(1).optional();
+/** Per-project limits when neither the environment nor PUT /v1/projects/{id}/quota says otherwise. */
+export const DEFAULT_QUOTAS = { servers: 20, vcpus: 40, ram_mb: 102400, volumes: 20, volume_gb: 1000, ports: 100 } as const;
+
+/** A quota limit: a count, or -1 for unlimited. */
+const quotaLimit = z.coerce.number().int().min(-1);
 
 /** Variable name → schema. Empty strings count as unset. */
 const schema = z.object({
@@ -39,6 +44,15 @@ const schema = z.object({
   STRATUS_HOST_RAM_MB: positiveInt.optional(),
   STRATUS_HOST_DISK_GB: positiveInt.optional(),
   STRATUS_CPU_ALLOCATION_RATIO: z.coerce.number().positive().max(64).default(4),
+  STRATUS_RAM_ALLOCATION_RATIO: z.coerce.number().positive().max(64).default(1),
+  STRATUS_DISK_ALLOCATION_RATIO: z.coerce.number().positive().max(64).default(1),
+  STRATUS_SCHEDULER_RAM_WEIGHER: z.enum(['spread', 'pack']).default('spread'),
+  STRATUS_QUOTA_SERVERS: quotaLimit.default(DEFAULT_QUOTAS.servers),
+  STRATUS_QUOTA_VCPUS: quotaLimit.default(DEFAULT_QUOTAS.vcpus),
+  STRATUS_QUOTA_RAM_MB: quotaLimit.default(DEFAULT_QUOTAS.ram_mb),
+  STRATUS_QUOTA_VOLUMES: quotaLimit.default(DEFAULT_QUOTAS.volumes),
+  STRATUS_QUOTA_VOLUME_GB: quotaLimit.default(DEFAULT_QUOTAS.volume_gb),
+  STRATUS_QUOTA_PORTS: quotaLimit.default(DEFAULT_QUOTAS.ports),
   STRATUS_HOST_HEARTBEAT_SECONDS: positiveInt.default(10),
   STRATUS_STORAGE_POOL: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('stratus'),
   STRATUS_STORAGE_POOL_DIR: z.string().optional(),
@@ -81,8 +95,6 @@ export interface Config {
     vcpus: number | undefined;
     ramMb: number | undefined;
     diskGb: number | undefined;
-    /** vCPUs handed out per physical CPU when STRATUS_HOST_VCPUS is unset (Nova's cpu_allocation_ratio). */
-    cpuAllocationRatio: number;
     heartbeatSeconds: number;
     /** The libvirt storage pool for disks and volumes (a directory pool, created if absent). */
     storagePool: string;
@@ -99,6 +111,15 @@ export interface Config {
     urlTtlSeconds: number;
   };
   identity: { adminPassword: string | undefined; tokenTtlSeconds: number };
+  /** Placement defaults (a host's own ratios, set by PATCH /v1/hosts/{name}, win). */
+  scheduler: {
+    /** Nova's cpu/ram/disk_allocation_ratio: what may be claimed per unit of reported capacity. */
+    ratios: { cpu: number; ram: number; disk: number };
+    /** spread: most free RAM first; pack: least free RAM first. */
+    ramWeigher: 'spread' | 'pack';
+  };
+  /** Default per-project limits (-1: unlimited); PUT /v1/projects/{id}/quota overrides them per project. */
+  quotas: Record<keyof typeof DEFAULT_QUOTAS, number>;
   logLevel: RawConfig['LOG_LEVEL'];
 }
 
@@ -150,7 +171,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       vcpus: e.STRATUS_HOST_VCPUS,
       ramMb: e.STRATUS_HOST_RAM_MB,
       diskGb: e.STRATUS_HOST_DISK_GB,
-      cpuAllocationRatio: e.STRATUS_CPU_ALLOCATION_RATIO,
       heartbeatSeconds: e.STRATUS_HOST_HEARTBEAT_SECONDS,
       storagePool: e.STRATUS_STORAGE_POOL,
       storagePoolDir: path.resolve(e.STRATUS_STORAGE_POOL_DIR ?? path.join(dataDir, 'pool')),
@@ -162,6 +182,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       urlTtlSeconds: e.STRATUS_IMAGE_URL_TTL_SECONDS,
     },
     identity: { adminPassword: e.STRATUS_ADMIN_PASSWORD, tokenTtlSeconds: e.STRATUS_TOKEN_TTL_SECONDS },
+    scheduler: {
+      ratios: { cpu: e.STRATUS_CPU_ALLOCATION_RATIO, ram: e.STRATUS_RAM_ALLOCATION_RATIO, disk: e.STRATUS_DISK_ALLOCATION_RATIO },
+      ramWeigher: e.STRATUS_SCHEDULER_RAM_WEIGHER,
+    },
+    quotas: {
+      servers: e.STRATUS_QUOTA_SERVERS,
+      vcpus: e.STRATUS_QUOTA_VCPUS,
+      ram_mb: e.STRATUS_QUOTA_RAM_MB,
+      volumes: e.STRATUS_QUOTA_VOLUMES,
+      volume_gb: e.STRATUS_QUOTA_VOLUME_GB,
+      ports: e.STRATUS_QUOTA_PORTS,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -56,7 +56,7 @@ export async function createHostAgent(deps: HostAgentDeps): Promise<HostAgent> {
     hostName: host.name,
     storagePool: host.storagePool,
     hypervisor,
-    overrides: { vcpus: host.vcpus, ramMb: host.ramMb, diskGb: host.diskGb, cpuAllocationRatio: host.cpuAllocationRatio },
+    overrides: { vcpus: host.vcpus, ramMb: host.ramMb, diskGb: host.diskGb },
     ensureImageCached,
     consoleDir: deps.consoleDir ?? path.join(path.dirname(host.imageCacheDir), 'console'),
     domainType: domainTypeFor(hypervisor, host.domainType),

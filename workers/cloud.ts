@@ -170,6 +170,8 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
           workflowBundle,
           temporal: client,
           heartbeatSeconds: config.host.heartbeatSeconds,
+          placement: config.scheduler,
+          quotaDefaults: config.quotas,
           images: images!,
           ...(options.faults ? { faults: options.faults } : {}),
         }),

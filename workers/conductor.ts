@@ -11,6 +11,8 @@ import { createImageControlActivities } from '../activities/image/control';
 import { createNetworkControlActivities } from '../activities/network/control';
 import { createStorageControlActivities } from '../activities/storage/control';
 import type { Logger } from '../core/log';
+import type { QuotaLimits } from '../db/repositories/quotas';
+import type { PlacementSettings } from '../activities/compute/placement';
 import type { ImageUrlSigner } from '../images/signed-url';
 import { CONDUCTOR_TASK_QUEUE } from '../temporal/constants';
 
@@ -22,6 +24,10 @@ export interface ConductorDeps {
   /** Client for the workflows activities start themselves (metering). */
   temporal?: Client;
   heartbeatSeconds: number;
+  /** Default allocation ratios and RAM weigher (config.scheduler); Nova's defaults when absent. */
+  placement?: PlacementSettings;
+  /** Default per-project quota limits (config.quotas); core/config.ts DEFAULT_QUOTAS when absent. */
+  quotaDefaults?: QuotaLimits;
   images: { signer: ImageUrlSigner; apiBaseUrl: string; urlTtlSeconds: number };
   /** A pre-built workflow bundle (tests build one per file); by default the workflows are bundled at start. */
   workflowBundle?: { code: string };
@@ -46,13 +52,23 @@ export async function bundleWorkflows(log: Logger): Promise<{ code: string }> {
 }
 
 /** The conductor's activities, each step of the create flow a named fault point (checked only when a plan is given). */
-export function conductorActivities(deps: Pick<ConductorDeps, 'db' | 'log' | 'temporal' | 'heartbeatSeconds' | 'images' | 'faults'>) {
+export function conductorActivities(
+  deps: Pick<ConductorDeps, 'db' | 'log' | 'temporal' | 'heartbeatSeconds' | 'images' | 'faults' | 'placement' | 'quotaDefaults'>,
+) {
   const { db, heartbeatSeconds } = deps;
+  const placement = deps.placement ? { placement: deps.placement } : {};
   const activities = {
-    ...createComputeControlActivities({ db, log: deps.log.child({ component: 'conductor' }), heartbeatSeconds, ...(deps.temporal ? { temporal: deps.temporal } : {}) }),
+    ...createComputeControlActivities({
+      db,
+      log: deps.log.child({ component: 'conductor' }),
+      heartbeatSeconds,
+      ...placement,
+      ...(deps.quotaDefaults ? { quotaDefaults: deps.quotaDefaults } : {}),
+      ...(deps.temporal ? { temporal: deps.temporal } : {}),
+    }),
     ...createImageControlActivities({ db, ...deps.images }),
     ...createNetworkControlActivities({ db }),
-    ...createStorageControlActivities({ db, heartbeatSeconds }),
+    ...createStorageControlActivities({ db, heartbeatSeconds, ...placement }),
   };
   const faults = deps.faults;
   if (!faults) return activities;

@@ -5,7 +5,7 @@
  * fault naming the step. Host-side failures (attach volume on the host, boot) reschedule to another
  * host, up to a bound; conductor-side failures abort at once.
  */
-import { ActivityFailure, uuid4 } from '@temporalio/workflow';
+import { ActivityFailure, patched, uuid4 } from '@temporalio/workflow';
 import type { Flavor, PortOnHost, VolumeOnHost } from '../activities/compute/types';
 import type { SelectedImage } from '../activities/image/control';
 import { domainNameFor } from '../activities/compute/types';
@@ -54,6 +54,13 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
   try {
     await t.run('authenticate', async () => {
       await conductor.authenticateRequest({ userId: input.userId, projectId });
+      // --- quota (issue 11): the API reserved the server's share when it accepted the request, so this is
+      // a no-op then; otherwise it reserves, and a lost race fails the step with QuotaExceeded. The
+      // reservation is committed (ACTIVE) or released (ERROR, DELETED) by finishServerOperation.
+      if (patched('quota-reservation')) {
+        await conductor.reserveServerQuota({ serverId, projectId, flavor: input.flavor, networks: input.networks, volumes: input.volumes });
+      }
+      // --- end quota
     });
 
     const image: SelectedImage = await t.run('select_image', async () => {

@@ -8,13 +8,20 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Logger } from '../../core/log';
 import * as claims from '../../db/repositories/claims';
+import { DEFAULT_QUOTAS } from '../../core/config';
 import * as hosts from '../../db/repositories/hosts';
+import * as images from '../../db/repositories/images';
+import * as quotas from '../../db/repositories/quotas';
+import * as serverGroups from '../../db/repositories/server-groups';
 import * as meters from '../../db/repositories/meters';
 import * as operations from '../../db/repositories/operations';
 import * as projects from '../../db/repositories/projects';
 import * as servers from '../../db/repositories/servers';
 import * as users from '../../db/repositories/users';
 import { CONDUCTOR_TASK_QUEUE, meterWorkflowId, searchAttributes } from '../../temporal/constants';
+import { demand, explainRejections, imageRequirements, schedule, type PlacementRequest } from '../../services/scheduler';
+import { serverQuotaAmounts, type ServerQuotaPlan } from '../../services/quotas';
+import { claimDecision, DEFAULT_PLACEMENT, loadHostStates, schedulerConfig, type PlacementSettings } from './placement';
 import type { Flavor } from './types';
 
 /** What a host agent reports about itself on every heartbeat. */
@@ -35,6 +42,10 @@ export interface ComputeControlDeps {
   log: Logger;
   /** A host is schedulable while its last heartbeat is younger than 3 of these. */
   heartbeatSeconds: number;
+  /** Default allocation ratios and the RAM weigher (core/config.ts scheduler). */
+  placement?: PlacementSettings;
+  /** Default per-project limits (core/config.ts quotas). */
+  quotaDefaults?: quotas.QuotaLimits;
 }
 
 export interface ServerStatePatch {
@@ -46,13 +57,34 @@ export interface ServerStatePatch {
   fault?: { step: string; code: string; message: string } | null;
 }
 
-export function createComputeControlActivities({ db, log, heartbeatSeconds, temporal }: ComputeControlDeps) {
+export function createComputeControlActivities(deps: ComputeControlDeps) {
+  const { db, log, heartbeatSeconds, temporal } = deps;
+  const placement = deps.placement ?? DEFAULT_PLACEMENT;
+  const quotaDefaults = deps.quotaDefaults ?? DEFAULT_QUOTAS;
   return {
     /** The caller and the project are still enabled (they may have been disabled since the API call). */
     async authenticateRequest({ userId, projectId }: { userId: string; projectId: string }): Promise<void> {
       const [user, project] = await Promise.all([users.getById(db, userId), projects.getById(db, projectId)]);
       if (!user?.enabled) throw ApplicationFailure.nonRetryable(`user ${userId} is disabled or gone`, 'NotAuthorized');
       if (!project?.enabled) throw ApplicationFailure.nonRetryable(`project ${projectId} is disabled or gone`, 'NotAuthorized');
+    },
+
+    /**
+     * The server's share of its project's quota, reserved (the API reserved it already when it
+     * accepted the request: then this is a no-op). Lost race → QuotaExceeded naming the resource.
+     */
+    async reserveServerQuota(req: { serverId: string; projectId: string } & ServerQuotaPlan): Promise<void> {
+      await quotas
+        .reserve(db, { projectId: req.projectId, ownerId: req.serverId, amounts: serverQuotaAmounts(req), defaults: quotaDefaults })
+        .catch((err: unknown) => {
+          if (err instanceof quotas.QuotaExceeded) throw ApplicationFailure.nonRetryable(err.message, 'QuotaExceeded', err.resource);
+          throw err;
+        });
+    },
+
+    /** Gives the server's quota back (undo of the reservation; also on delete). Idempotent. */
+    async releaseServerQuota({ serverId }: { serverId: string }): Promise<void> {
+      await quotas.release(db, serverId);
     },
 
     /** Updates the server record and returns it (the delete flow reads the host from it). */
@@ -63,9 +95,10 @@ export function createComputeControlActivities({ db, log, heartbeatSeconds, temp
     },
 
     /**
-     * Placement: filter live hosts (not excluded, the required one if any) with room for the flavor,
-     * weigh by free RAM, and claim atomically in the database. No host → NoValidHost naming, for each
-     * host, why it was not chosen.
+     * Placement (services/scheduler.ts): filter and weigh every host for the server's flavor, image,
+     * availability zone and server group, then claim the best one (or an alternate) in the database,
+     * where the filters run again on the locked rows. The decision, with its weights, is recorded on
+     * the server. No host → NoValidHost naming every host and the filter that rejected it.
      */
     async claimHost(req: {
       serverId: string;
@@ -74,36 +107,53 @@ export function createComputeControlActivities({ db, log, heartbeatSeconds, temp
       requiredHost?: string | null;
       lastFailure?: string;
     }): Promise<string> {
-      const { items } = await hosts.list(db, { limit: 1000 });
-      const usage = await claims.usageByHost(db);
-      const reasons: Record<string, string> = {};
       const now = Date.now();
-      const candidates = items
-        .filter((h) => {
-          if (req.requiredHost && h.name !== req.requiredHost) reasons[h.name] = `not ${req.requiredHost}, where the server's volumes are`;
-          else if (req.excludeHosts.includes(h.name)) reasons[h.name] = `failed this request already${req.lastFailure ? ` (${req.lastFailure})` : ''}`;
-          else if (!hosts.isAlive(h, heartbeatSeconds, now)) reasons[h.name] = 'host agent is down';
-          else return true;
-          return false;
-        })
-        .map((h) => ({ host: h, freeRam: h.ramMb - (usage[h.name]?.ramMb ?? 0) }))
-        .sort((a, b) => b.freeRam - a.freeRam || a.host.name.localeCompare(b.host.name))
-        .map((c) => c.host.name);
-      const result = await claims.claim(db, {
-        serverId: req.serverId,
+      const [server, group] = await Promise.all([servers.get(db, req.serverId), serverGroups.groupOf(db, req.serverId)]);
+      const image = server?.imageId ? await images.get(db, server.imageId) : null;
+      // Hosts a build of this server just failed on count as recent failures for every request.
+      await hosts.recordBuildFailure(db, req.excludeHosts);
+      const [states, members] = await Promise.all([
+        loadHostStates(db, placement, heartbeatSeconds, now),
+        group ? serverGroups.members(db, [group.id]) : Promise.resolve({} as Record<string, serverGroups.Member[]>),
+      ]);
+      const failure = req.lastFailure ? `${req.lastFailure}` : 'a host-side step failed';
+      const request: PlacementRequest = {
         vcpus: req.flavor.vcpus,
         ramMb: req.flavor.ramMb,
         diskGb: req.flavor.diskGb,
-        candidates,
-      });
-      if (result.host) return result.host;
-      Object.assign(reasons, result.reasons);
-      const explained = Object.entries(reasons).map(([host, why]) => `${host}: ${why}`);
+        availabilityZone: server?.availabilityZone ?? null,
+        ...(image ? { image: imageRequirements(image) } : {}),
+        group: group
+          ? {
+              id: group.id,
+              name: group.name,
+              policy: group.policy,
+              memberHosts: (members[group.id] ?? []).filter((m) => m.serverId !== req.serverId && m.host).map((m) => m.host!),
+            }
+          : null,
+        excludeHosts: Object.fromEntries(req.excludeHosts.map((h) => [h, failure])),
+        requiredHost: req.requiredHost ? { name: req.requiredHost, why: "where the server's volumes are" } : null,
+      };
+      const decision = schedule(states, request, schedulerConfig(placement), now);
+      const claimed = await claimDecision(db, { serverId: req.serverId, request, decision, settings: placement, heartbeatSeconds });
+      if (claimed.host) {
+        await servers.setPlacement(db, req.serverId, {
+          host: claimed.host,
+          alternates: [decision.host, ...decision.alternates].filter((h) => h && h !== claimed.host),
+          weights: decision.weights,
+          ...(claimed.rejected.length > 0 ? { lost_claims: claimed.rejected } : {}),
+          ...(group ? { group: { id: group.id, policy: group.policy } } : {}),
+          ...(request.availabilityZone ? { availability_zone: request.availabilityZone } : {}),
+        });
+        return claimed.host;
+      }
+      const rejected = [...decision.rejected, ...claimed.rejected];
+      const wanted = demand(request);
       throw ApplicationFailure.nonRetryable(
-        `no valid host for ${req.flavor.name} (${req.flavor.vcpus} vCPU, ${req.flavor.ramMb} MB RAM, ${req.flavor.diskGb} GB disk)` +
-          (explained.length > 0 ? ` — ${explained.join('; ')}` : ' — no host agent has registered'),
+        `no valid host for ${req.flavor.name} (${wanted.vcpus} vCPU, ${wanted.ramMb} MiB RAM, ${wanted.diskGb} GiB disk` +
+          `${request.availabilityZone ? `, zone ${request.availabilityZone}` : ''}${group ? `, ${group.policy} group ${group.name}` : ''}) — ${explainRejections(rejected)}`,
         'NoValidHost',
-        reasons,
+        rejected,
       );
     },
 
@@ -122,6 +172,10 @@ export function createComputeControlActivities({ db, log, heartbeatSeconds, temp
       await db.transaction(async (trx) => {
         if (changes.status === 'DELETED') await servers.markDeleted(trx, serverId);
         else await servers.update(trx, serverId, changes);
+        // Quota: a created server's reservation becomes usage; a failed create or a delete gives it back.
+        if (changes.status === 'ACTIVE') await quotas.commit(trx, serverId);
+        if (changes.status === 'DELETED' || (changes.status === 'ERROR' && (await isCreate(trx, req.operationId)))) await quotas.release(trx, serverId);
+        if (changes.status === 'DELETED') await serverGroups.removeMember(trx, serverId);
         await operations.finish(trx, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) });
       });
     },
@@ -168,6 +222,11 @@ export function createComputeControlActivities({ db, log, heartbeatSeconds, temp
       await hosts.markDown(db, hostName);
     },
   };
+}
+
+/** The operation is a server create (its failure gives the quota back; a failed action's does not). */
+async function isCreate(db: Knex.Transaction, operationId: string): Promise<boolean> {
+  return (await operations.get(db, operationId))?.kind === 'server.create';
 }
 
 export type ComputeControlActivities = ReturnType<typeof createComputeControlActivities>;

@@ -23,13 +23,16 @@ import { createImageOverlay, GiB, volumeDisk, type EnsureImageCached } from '../
 import type { HostReport } from './control';
 import type { BootRequest, BootResult, ComputeHostActivitiesContract, PowerAction, TeardownRequest } from './types';
 
+/** Node's process.arch as libvirt/Glance name architectures. */
+const ARCHITECTURES: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', arm: 'armv7l', ppc64: 'ppc64le', s390x: 's390x' };
+
 export interface ComputeHostDeps {
   hostName: string;
   /** The storage pool whose capacity is the host's disk capacity; root disks live in it. */
   storagePool: string;
   hypervisor: Hypervisor;
   /** Capacity from configuration wins over what libvirt reports (e.g. to keep room for the host itself). */
-  overrides: { vcpus?: number | undefined; ramMb?: number | undefined; diskGb?: number | undefined; cpuAllocationRatio?: number };
+  overrides: { vcpus?: number | undefined; ramMb?: number | undefined; diskGb?: number | undefined };
   /** Pulls an image into the host cache and returns the cached file (activities/image/host.ts). */
   ensureImageCached: EnsureImageCached;
   /** Directory of the serial console logs, `<consoleDir>/<domainName>.log` (created if absent). */
@@ -267,10 +270,11 @@ export function createComputeHostActivities(deps: ComputeHostDeps) {
         name: hostName,
         libvirtUri: info.uri,
         libvirtVersion: info.libvirtVersion,
-        vcpus: overrides.vcpus ?? Math.floor(info.vcpus * (overrides.cpuAllocationRatio ?? 1)),
+        vcpus: overrides.vcpus ?? info.vcpus,
         ramMb: overrides.ramMb ?? info.ramMb,
         diskGb: overrides.diskGb ?? info.diskGb,
-        capabilities: { ...hypervisor.capabilities },
+        // The scheduler's image-properties filter matches `architecture` and `driver` (the hypervisor type).
+        capabilities: { ...hypervisor.capabilities, architecture: ARCHITECTURES[process.arch] ?? process.arch },
       };
     },
 

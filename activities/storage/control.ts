@@ -6,9 +6,10 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import { Conflict, DomainError } from '../../core/errors';
-import * as claims from '../../db/repositories/claims';
-import * as hosts from '../../db/repositories/hosts';
+import * as quotas from '../../db/repositories/quotas';
 import * as volumes from '../../db/repositories/volumes';
+import { explainRejections, schedule } from '../../services/scheduler';
+import { DEFAULT_PLACEMENT, loadHostStates, schedulerConfig, type PlacementSettings } from '../compute/placement';
 import type { VolumeOnHost } from '../compute/types';
 import { poolVolumeFor, serialFor, type HostVolumeCreate } from './types';
 
@@ -28,7 +29,9 @@ function asFailure(err: unknown): never {
   throw err;
 }
 
-export function createStorageControlActivities({ db, heartbeatSeconds }: { db: Knex; heartbeatSeconds: number }) {
+export function createStorageControlActivities(deps: { db: Knex; heartbeatSeconds: number; placement?: PlacementSettings }) {
+  const { db, heartbeatSeconds } = deps;
+  const placement = deps.placement ?? DEFAULT_PLACEMENT;
   return {
     /**
      * Reserves the existing volumes and records the new ones (status creating) on `host`, in one
@@ -128,19 +131,25 @@ export function createStorageControlActivities({ db, heartbeatSeconds }: { db: K
       return found[0]?.host ?? null;
     },
 
-    /** Where a new volume goes: the live host with the most free disk; records it on the volume. */
+    /**
+     * Where a new volume goes: the scheduler's pick for its size (disk only) and availability zone;
+     * records it on the volume. No host → NoValidHost naming every host and why.
+     */
     async pickVolumeHost({ volumeId, sizeGb }: { volumeId: string; sizeGb: number }): Promise<string> {
-      const { items } = await hosts.list(db, { limit: 1000 });
-      const usage = await claims.usageByHost(db);
       const now = Date.now();
-      const best = items
-        .filter((h) => hosts.isAlive(h, heartbeatSeconds, now))
-        .map((h) => ({ name: h.name, free: h.diskGb - (usage[h.name]?.diskGb ?? 0) }))
-        .filter((h) => h.free >= sizeGb)
-        .sort((a, b) => b.free - a.free)[0];
-      if (!best) throw ApplicationFailure.nonRetryable(`no live host has ${sizeGb} GB of disk free`, 'NoValidHost');
-      await volumes.transition(db, volumeId, { from: ['creating'], to: 'creating', set: { host: best.name } });
-      return best.name;
+      const [volume, states] = await Promise.all([volumes.get(db, volumeId), loadHostStates(db, placement, heartbeatSeconds, now)]);
+      const request = { vcpus: 0, ramMb: 0, diskGb: sizeGb, availabilityZone: volume?.availabilityZone ?? null };
+      const decision = schedule(states, request, { ...schedulerConfig(placement), ramWeigher: 'spread' }, now);
+      const best = decision.host;
+      if (!best) {
+        throw ApplicationFailure.nonRetryable(
+          `no valid host for a ${sizeGb} GiB volume${request.availabilityZone ? ` in zone ${request.availabilityZone}` : ''} — ${explainRejections(decision.rejected)}`,
+          'NoValidHost',
+          decision.rejected,
+        );
+      }
+      await volumes.transition(db, volumeId, { from: ['creating'], to: 'creating', set: { host: best } });
+      return best;
     },
 
     async transitionVolume(req: {
@@ -149,7 +158,12 @@ export function createStorageControlActivities({ db, heartbeatSeconds }: { db: K
       to: volumes.VolumeStatus;
       set?: { serverId?: string | null; device?: string | null };
     }): Promise<void> {
-      await volumes.transition(db, req.volumeId, { from: req.from, to: req.to, ...(req.set ? { set: req.set } : {}) });
+      await db.transaction(async (trx) => {
+        await volumes.transition(trx, req.volumeId, { from: req.from, to: req.to, ...(req.set ? { set: req.set } : {}) });
+        // Quota: a created volume's reservation becomes usage; a failed create or a delete gives it back.
+        if (req.to === 'available' && req.from.includes('creating')) await quotas.commit(trx, req.volumeId);
+        if (req.to === 'deleted' || (req.to === 'error' && req.from.includes('creating'))) await quotas.release(trx, req.volumeId);
+      });
     },
   };
 }

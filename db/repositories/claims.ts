@@ -7,6 +7,7 @@
 import { InvalidInput } from '../../core/errors';
 import { isUuid } from '../ids';
 import type { Queryable } from '../types';
+import { COLUMNS as HOST_COLUMNS, toHost, type Host } from './hosts';
 
 export interface Resources {
   vcpus: number;
@@ -39,6 +40,16 @@ export interface ClaimRequest extends Resources {
   serverId: string;
   /** Host names in order of preference (the scheduler's weighed list). */
   candidates: readonly string[];
+  /**
+   * A server group whose row is locked (FOR UPDATE, before the host row) for the claim: concurrent
+   * claims of one group's members queue, so each sees where the others went. Their hosts go to `fits`.
+   */
+  groupId?: string | null | undefined;
+  /**
+   * Decides on the locked host row whether the request fits there; a reason when it does not.
+   * Default: the host is up and has the resources free at its reported capacity.
+   */
+  fits?: ((host: Host, claimed: Resources, groupMemberHosts: string[]) => string | undefined) | undefined;
 }
 
 export interface ClaimResult {
@@ -63,18 +74,13 @@ export async function claim(db: Queryable, request: ClaimRequest): Promise<Claim
   const reasons: Record<string, string> = {};
   for (const hostName of request.candidates) {
     const outcome = await db.transaction(async (trx): Promise<{ host: string } | { reason: string }> => {
-      const host = (await trx('hosts').select(['vcpus', 'ram_mb', 'disk_gb', 'status']).where({ name: hostName }).forUpdate().first()) as
-        | { vcpus: number; ram_mb: number; disk_gb: number; status: string }
-        | undefined;
-      if (!host) return { reason: 'host not found' };
-      if (host.status !== 'up') return { reason: `host is ${host.status}` };
+      const memberHosts = request.groupId ? await lockGroup(trx, request.groupId, request.serverId) : [];
+      const row = (await trx('hosts').select(HOST_COLUMNS).where({ name: hostName }).forUpdate().first()) as Parameters<typeof toHost>[0] | undefined;
+      if (!row) return { reason: 'host not found' };
+      const host = toHost(row);
       const used = await usage(trx, hostName);
-      const shortfalls = [
-        shortfall(request.vcpus, host.vcpus - used.vcpus, host.vcpus, 'vCPU'),
-        shortfall(request.ramMb, host.ram_mb - used.ramMb, host.ram_mb, 'MB RAM'),
-        shortfall(request.diskGb, host.disk_gb - used.diskGb, host.disk_gb, 'GB disk'),
-      ].filter((s): s is string => s !== undefined);
-      if (shortfalls.length > 0) return { reason: shortfalls.join('; ') };
+      const refusal = (request.fits ?? fitsAsReported(request))(host, used, memberHosts);
+      if (refusal !== undefined) return { reason: refusal };
       const [inserted] = (await trx('host_claims')
         .insert({ server_id: request.serverId, host_name: hostName, vcpus: request.vcpus, ram_mb: request.ramMb, disk_gb: request.diskGb })
         .onConflict('server_id')
@@ -89,6 +95,33 @@ export async function claim(db: Queryable, request: ClaimRequest): Promise<Claim
     reasons[hostName] = outcome.reason;
   }
   return { host: null, reasons };
+}
+
+/** The default check: up, and room at the reported capacity (no allocation ratios). */
+function fitsAsReported(requested: Resources) {
+  return (host: Host, used: Resources): string | undefined => {
+    if (host.status !== 'up') return `host is ${host.status}`;
+    const shortfalls = [
+      shortfall(requested.vcpus, host.vcpus - used.vcpus, host.vcpus, 'vCPU'),
+      shortfall(requested.ramMb, host.ramMb - used.ramMb, host.ramMb, 'MB RAM'),
+      shortfall(requested.diskGb, host.diskGb - used.diskGb, host.diskGb, 'GB disk'),
+    ].filter((x): x is string => x !== undefined);
+    return shortfalls.length > 0 ? shortfalls.join('; ') : undefined;
+  };
+}
+
+/**
+ * Locks the server group's row for the rest of the transaction and returns the hosts its other
+ * members hold claims on (one entry per member). A group that is gone has no members.
+ */
+async function lockGroup(trx: Queryable, groupId: string, serverId: string): Promise<string[]> {
+  await trx('server_groups').select('id').where({ id: groupId }).forUpdate().first();
+  const rows = (await trx('server_group_members')
+    .join('host_claims', 'host_claims.server_id', 'server_group_members.server_id')
+    .where('server_group_members.group_id', groupId)
+    .whereNot('server_group_members.server_id', serverId)
+    .select('host_claims.host_name')) as Array<{ host_name: string }>;
+  return rows.map((r) => r.host_name);
 }
 
 function shortfall(needed: number, free: number, total: number, unit: string): string | undefined {

@@ -14,10 +14,21 @@ export function isAlive(host: Pick<Host, 'status' | 'lastSeenAt'>, heartbeatSeco
 }
 
 /** A registered host: what its agent last reported, plus liveness. */
-export interface Host extends Heartbeat {
+export interface Host extends Heartbeat, HostSettings {
   status: HostStatus;
   registeredAt: Date;
   lastSeenAt: Date;
+  /** When a build last failed on this host (the scheduler weighs it down for a while). */
+  lastBuildFailureAt: Date | null;
+}
+
+/** What an administrator sets on a host (PATCH /v1/hosts/{name}). Null ratios: the configured defaults. */
+export interface HostSettings {
+  enabled: boolean;
+  availabilityZone: string;
+  cpuAllocationRatio: number | null;
+  ramAllocationRatio: number | null;
+  diskAllocationRatio: number | null;
 }
 
 interface HostRow {
@@ -31,11 +42,35 @@ interface HostRow {
   status: HostStatus;
   registered_at: Date;
   last_seen_at: Date;
+  enabled: boolean;
+  availability_zone: string;
+  cpu_allocation_ratio: number | null;
+  ram_allocation_ratio: number | null;
+  disk_allocation_ratio: number | null;
+  last_build_failure_at: Date | null;
 }
 
-const COLUMNS = ['name', 'libvirt_uri', 'vcpus', 'ram_mb', 'disk_gb', 'capabilities', 'libvirt_version', 'status', 'registered_at', 'last_seen_at'];
+export const COLUMNS = [
+  'name',
+  'libvirt_uri',
+  'vcpus',
+  'ram_mb',
+  'disk_gb',
+  'capabilities',
+  'libvirt_version',
+  'status',
+  'registered_at',
+  'last_seen_at',
+  'enabled',
+  'availability_zone',
+  'cpu_allocation_ratio',
+  'ram_allocation_ratio',
+  'disk_allocation_ratio',
+  'last_build_failure_at',
+];
 
-function toHost(row: HostRow): Host {
+/** A hosts row (all of COLUMNS) as a Host. */
+export function toHost(row: HostRow): Host {
   return {
     name: row.name,
     libvirtUri: row.libvirt_uri,
@@ -47,7 +82,18 @@ function toHost(row: HostRow): Host {
     status: row.status,
     registeredAt: row.registered_at,
     lastSeenAt: row.last_seen_at,
+    enabled: row.enabled,
+    availabilityZone: row.availability_zone,
+    cpuAllocationRatio: ratio(row.cpu_allocation_ratio),
+    ramAllocationRatio: ratio(row.ram_allocation_ratio),
+    diskAllocationRatio: ratio(row.disk_allocation_ratio),
+    lastBuildFailureAt: row.last_build_failure_at,
   };
+}
+
+/** double precision comes back as a number from PGlite and as a number or string from pg. */
+function ratio(v: number | string | null): number | null {
+  return v === null ? null : Number(v);
 }
 
 export interface Heartbeat {
@@ -116,4 +162,30 @@ export function list(db: Queryable, page: PageRequest & { status?: HostStatus })
   const q = db('hosts').select(COLUMNS);
   if (page.status !== undefined) q.where('status', page.status);
   return paginate(db, q, byName, page, toHost);
+}
+
+const SETTING_COLUMNS: Record<keyof HostSettings, string> = {
+  enabled: 'enabled',
+  availabilityZone: 'availability_zone',
+  cpuAllocationRatio: 'cpu_allocation_ratio',
+  ramAllocationRatio: 'ram_allocation_ratio',
+  diskAllocationRatio: 'disk_allocation_ratio',
+};
+
+/** Changes an administrator's settings of the host; null when there is no such host. */
+export async function updateSettings(db: Queryable, name: string, patch: Partial<HostSettings>): Promise<Host | null> {
+  const values = Object.fromEntries(
+    Object.entries(patch)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [SETTING_COLUMNS[k as keyof HostSettings], v]),
+  );
+  if (Object.keys(values).length === 0) return get(db, name);
+  const rows = await atDbEdge<HostRow[]>(() => db('hosts').where({ name }).update(values).returning(COLUMNS));
+  return rows[0] ? toHost(rows[0]) : null;
+}
+
+/** Notes that a build failed on these hosts just now (idempotent enough: it only moves the time). */
+export async function recordBuildFailure(db: Queryable, names: readonly string[]): Promise<void> {
+  if (names.length === 0) return;
+  await db('hosts').whereIn('name', names).update({ last_build_failure_at: db.fn.now() });
 }

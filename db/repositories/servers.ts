@@ -36,6 +36,10 @@ export interface Server {
   host: string | null;
   metadata: Record<string, string>;
   fault: ServerFault | null;
+  /** The zone the request asked for, or null (any zone). */
+  availabilityZone: string | null;
+  /** The scheduler's decision: host, alternates, weights (shown to admins). */
+  placement: Record<string, unknown> | null;
   createdAt: Date;
   updatedAt: Date;
   deletedAt: Date | null;
@@ -54,6 +58,8 @@ interface ServerRow {
   host: string | null;
   metadata: Record<string, string>;
   fault: ServerFault | null;
+  availability_zone: string | null;
+  placement: Record<string, unknown> | null;
   created_at: Date;
   updated_at: Date;
   deleted_at: Date | null;
@@ -61,7 +67,7 @@ interface ServerRow {
 
 const COLUMNS = [
   'id', 'project_id', 'user_id', 'name', 'flavor_id', 'image_id', 'status', 'task_state', 'power_state', 'host',
-  'metadata', 'fault', 'created_at', 'updated_at', 'deleted_at',
+  'metadata', 'fault', 'availability_zone', 'placement', 'created_at', 'updated_at', 'deleted_at',
 ];
 
 function toServer(row: ServerRow): Server {
@@ -78,6 +84,8 @@ function toServer(row: ServerRow): Server {
     host: row.host,
     metadata: row.metadata,
     fault: row.fault,
+    availabilityZone: row.availability_zone,
+    placement: row.placement,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     deletedAt: row.deleted_at,
@@ -95,6 +103,7 @@ export interface NewServer {
   flavorId: string;
   imageId: string | null;
   metadata?: Record<string, string>;
+  availabilityZone?: string | null;
 }
 
 /**
@@ -123,6 +132,7 @@ export async function create(db: Queryable, input: NewServer): Promise<Server> {
             status: 'BUILD',
             task_state: 'scheduling',
             metadata: JSON.stringify(input.metadata ?? {}),
+            availability_zone: input.availabilityZone ?? null,
           })
           .returning(COLUMNS),
       {
@@ -224,3 +234,9 @@ export async function remove(db: Queryable, id: string): Promise<void> {
 }
 
 export { remove as delete };
+
+/** Records the scheduler's decision on the server (for admins: why it went where it went). */
+export async function setPlacement(db: Queryable, id: string, placement: Record<string, unknown>): Promise<void> {
+  if (!isUuid(id)) return;
+  await db('servers').where({ id }).update({ placement: JSON.stringify(placement) });
+}

@@ -31,6 +31,8 @@ export interface Volume {
   device: string | null;
   /** Deleted with the server it is attached to (boot volumes made by a server create). */
   deleteOnTermination: boolean;
+  /** The zone the request asked for, or null (any zone). */
+  availabilityZone: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -46,12 +48,13 @@ interface VolumeRow {
   server_id: string | null;
   device: string | null;
   delete_on_termination: boolean;
+  availability_zone: string | null;
   created_at: Date;
   updated_at: Date;
 }
 
 const COLUMNS = [
-  'id', 'project_id', 'name', 'size_gb', 'status', 'image_id', 'host', 'server_id', 'device', 'delete_on_termination', 'created_at', 'updated_at',
+  'id', 'project_id', 'name', 'size_gb', 'status', 'image_id', 'host', 'server_id', 'device', 'delete_on_termination', 'availability_zone', 'created_at', 'updated_at',
 ];
 
 function toVolume(row: VolumeRow): Volume {
@@ -66,6 +69,7 @@ function toVolume(row: VolumeRow): Volume {
     serverId: row.server_id,
     device: row.device,
     deleteOnTermination: row.delete_on_termination,
+    availabilityZone: row.availability_zone,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -86,6 +90,7 @@ export interface NewVolume {
   deleteOnTermination?: boolean;
   /** Default 'creating'. */
   status?: VolumeStatus;
+  availabilityZone?: string | null;
 }
 
 /** Throws InvalidInput (size_gb), NotFound (project_id, image_id), Conflict (id taken). */
@@ -109,6 +114,7 @@ export async function create(db: Queryable, input: NewVolume): Promise<Volume> {
           server_id: input.serverId ?? null,
           device: input.device ?? null,
           delete_on_termination: input.deleteOnTermination ?? false,
+          availability_zone: input.availabilityZone ?? null,
         })
         .returning(COLUMNS),
     {

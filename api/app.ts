@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import express, { type Express } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Knex } from 'knex';
-import type { Config } from '../core/config';
+import { DEFAULT_QUOTAS, type Config } from '../core/config';
 import type { Logger } from '../core/log';
 import * as hosts from '../db/repositories/hosts';
 import type { IdentityService } from '../services/identity';
@@ -22,9 +22,12 @@ import { networksRouter } from './routes/networks';
 import { imagesRouter, type ImageRoutesDeps } from './routes/images';
 import { serversRouter } from './routes/servers';
 import { volumesRouter } from './routes/volumes';
+import { quotasRouter } from './routes/quotas';
+import { serverGroupsRouter } from './routes/server-groups';
+import { DEFAULT_RATIOS } from '../services/scheduler';
 
 export interface ApiDeps {
-  config: Pick<Config, 'api' | 'temporal'> & { host: Pick<Config['host'], 'heartbeatSeconds'> };
+  config: Pick<Config, 'api' | 'temporal'> & { host: Pick<Config['host'], 'heartbeatSeconds'> } & Partial<Pick<Config, 'scheduler' | 'quotas'>>;
   db: Knex;
   temporal: Client;
   identity: IdentityService;
@@ -70,13 +73,16 @@ export function createApp({ config, db, temporal, identity, log, images, validat
       ignorePaths: /^\/(docs|openapi\.yaml)/,
     }),
   );
+  const quotaDefaults = config.quotas ?? DEFAULT_QUOTAS;
   app.use(identityRouter({ db, identity, config }));
-  app.use(hostsRouter({ db, identity, heartbeatSeconds }));
+  app.use(hostsRouter({ db, identity, heartbeatSeconds, ratios: config.scheduler?.ratios ?? DEFAULT_RATIOS }));
+  app.use(serverGroupsRouter({ db, identity }));
+  app.use(quotasRouter({ db, identity, defaults: quotaDefaults }));
   app.use(flavorsRouter({ db, identity }));
-  app.use(networksRouter({ db, identity }));
+  app.use(networksRouter({ db, identity, quotaDefaults }));
   app.use(imagesRouter({ db, identity, ...images }));
-  app.use(serversRouter({ db, temporal, config, identity }));
-  app.use(volumesRouter({ db, temporal, config, identity }));
+  app.use(serversRouter({ db, temporal, config, identity, quotaDefaults }));
+  app.use(volumesRouter({ db, temporal, config, identity, quotaDefaults }));
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

@@ -240,6 +240,69 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
+        /**
+         * Change a host's scheduling settings (admin)
+         * @description `enabled: false` keeps new servers and volumes off the host (what is there stays). Allocation
+         *     ratios multiply the reported capacity (null: the configured default, STRATUS_*_ALLOCATION_RATIO).
+         */
+        patch: operations["updateHost"];
+        trace?: never;
+    };
+    "/v1/server-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the project's server groups with their members (admins see every project's) */
+        get: operations["listServerGroups"];
+        put?: never;
+        /** Create a server group (its policy places the servers created with its group_id) */
+        post: operations["createServerGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/server-groups/{group_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        /** Show a server group and its members */
+        get: operations["getServerGroup"];
+        put?: never;
+        post?: never;
+        /** Delete a server group (409 while it has members) */
+        delete: operations["deleteServerGroup"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project_id}/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        /** The project's quota, per resource (admins, or members of the project) */
+        get: operations["getProjectQuota"];
+        /** Set some of the project's limits (admin); -1 is unlimited */
+        put: operations["setProjectQuota"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
         patch?: never;
         trace?: never;
     };
@@ -800,6 +863,66 @@ export interface components {
             };
             registered_at: components["schemas"]["Timestamp"];
             last_seen_at: components["schemas"]["Timestamp"];
+            /** @description Schedulable (an administrator may disable it) */
+            enabled?: boolean;
+            /**
+             * @description disabled, else down unless alive, else up
+             * @enum {string}
+             */
+            state?: "up" | "down" | "disabled";
+            availability_zone?: string;
+            /** @description In effect (the host's own, else the configured default) */
+            allocation_ratios?: {
+                cpu: number;
+                ram: number;
+                disk: number;
+            };
+            capacity?: components["schemas"]["HostResources"];
+            claimed?: components["schemas"]["HostResources"];
+            free?: components["schemas"]["HostResources"];
+            last_build_failure_at?: components["schemas"]["Timestamp"] | null;
+        };
+        /** @description capacity = reported × allocation ratio; free = capacity − claimed */
+        HostResources: {
+            vcpus: number;
+            ram_mb: number;
+            disk_gb: number;
+        };
+        AvailabilityZone: string;
+        /** @enum {string} */
+        GroupPolicy: "affinity" | "anti-affinity" | "soft-affinity" | "soft-anti-affinity";
+        ServerGroup: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            project_id: string;
+            name: string;
+            policy: components["schemas"]["GroupPolicy"];
+            members: {
+                /** Format: uuid */
+                server_id: string;
+                /** @description Where its claim is (admins only; null for others) */
+                host: string | null;
+            }[];
+            created_at: components["schemas"]["Timestamp"];
+        };
+        QuotaLine: {
+            /** @description -1: unlimited */
+            limit: number;
+            /** @description Held by resources that exist */
+            used: number;
+            /** @description Held by resources being built */
+            reserved: number;
+        };
+        Quota: {
+            /** Format: uuid */
+            project_id: string;
+            servers: components["schemas"]["QuotaLine"];
+            vcpus: components["schemas"]["QuotaLine"];
+            ram_mb: components["schemas"]["QuotaLine"];
+            volumes: components["schemas"]["QuotaLine"];
+            volume_gb: components["schemas"]["QuotaLine"];
+            ports: components["schemas"]["QuotaLine"];
         };
         Fault: {
             /** @description The step that failed, e.g. schedule or boot */
@@ -883,6 +1006,14 @@ export interface components {
             };
             fault: components["schemas"]["Fault"] | null;
             progress?: components["schemas"]["Progress"] | null;
+            /** @description The zone asked for */
+            availability_zone?: string | null;
+            /** Format: uuid */
+            group_id?: string | null;
+            /** @description Admins only: the scheduler's decision (host, alternates, weights per weigher) */
+            placement?: {
+                [key: string]: unknown;
+            } | null;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             links: {
@@ -903,6 +1034,8 @@ export interface components {
             device: string | null;
             /** @description Admins only */
             host?: string | null;
+            /** @description The zone asked for */
+            availability_zone?: string | null;
             delete_on_termination: boolean;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
@@ -1591,6 +1724,207 @@ export interface operations {
             404: components["responses"]["Problem"];
         };
     };
+    updateHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    enabled?: boolean;
+                    availability_zone?: components["schemas"]["AvailabilityZone"];
+                    cpu_allocation_ratio?: number | null;
+                    ram_allocation_ratio?: number | null;
+                    disk_allocation_ratio?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The host, changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Host"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    listServerGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The groups */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        server_groups: components["schemas"]["ServerGroup"][];
+                    };
+                };
+            };
+            401: components["responses"]["Problem"];
+        };
+    };
+    createServerGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: components["schemas"]["Name"];
+                    policy: components["schemas"]["GroupPolicy"];
+                };
+            };
+        };
+        responses: {
+            /** @description The group */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerGroup"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+        };
+    };
+    getServerGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The group */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerGroup"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    deleteServerGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    getProjectQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Limit, used and reserved per resource */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quota"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    setProjectQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    servers?: number;
+                    vcpus?: number;
+                    ram_mb?: number;
+                    volumes?: number;
+                    volume_gb?: number;
+                    ports?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The quota after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quota"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
     listServers: {
         parameters: {
             query?: {
@@ -1655,6 +1989,12 @@ export interface operations {
                     metadata?: {
                         [key: string]: string;
                     };
+                    availability_zone?: components["schemas"]["AvailabilityZone"];
+                    /**
+                     * Format: uuid
+                     * @description A server group of the project; its policy places the server
+                     */
+                    group_id?: string;
                 };
             };
         };
@@ -1673,6 +2013,7 @@ export interface operations {
             };
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
@@ -1930,6 +2271,7 @@ export interface operations {
                     size_gb: number;
                     /** Format: uuid */
                     image_id?: string;
+                    availability_zone?: components["schemas"]["AvailabilityZone"];
                 };
             };
         };
@@ -1948,6 +2290,7 @@ export interface operations {
             };
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
         };
     };
     getVolume: {

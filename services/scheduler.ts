@@ -144,7 +144,7 @@ function resourceFilter(key: keyof Resources, unit: string, ratioKey: keyof Allo
     const left = free(host)[key];
     if (wanted <= left) return undefined;
     const u = unit ? ` ${unit}` : '';
-    return `free ${Math.max(left, 0)}${u} < ${wanted}${u} requested (${host.capacity[key]}${u} × ${host.ratios[ratioKey]} − ${host.claimed[key]} claimed)`;
+    return `free ${Math.max(left, 0)}${u} < ${wanted}${u} requested (${host.capacity[key]}${u} × ${host.ratios[ratioKey]} − ${host.claimed[key]}${u} claimed)`;
   };
 }
 

@@ -51,15 +51,13 @@ export function toHostState(h: hosts.Host, claimed: Resources, settings: Placeme
   };
 }
 
-const NO_CLAIMS: Resources = { vcpus: 0, ramMb: 0, diskGb: 0 };
-
 /** Every registered host with what is claimed on it (two queries, whatever the number of hosts). */
 export async function loadHostStates(db: Knex, settings: PlacementSettings, heartbeatSeconds: number, now = Date.now()): Promise<HostState[]> {
   const [rows, usage] = await Promise.all([
     db('hosts').select(hosts.COLUMNS).orderBy('name') as Promise<Array<Parameters<typeof hosts.toHost>[0]>>,
     claims.usageByHost(db),
   ]);
-  return rows.map((r) => toHostState(hosts.toHost(r), usage[r.name] ?? NO_CLAIMS, settings, heartbeatSeconds, now));
+  return rows.map((r) => toHostState(hosts.toHost(r), usage[r.name] ?? claims.NONE, settings, heartbeatSeconds, now));
 }
 
 /**

@@ -5,6 +5,8 @@
  * addresses concurrency-safely in the database; this module maps their field names onto the request
  * (`cidr` → `body.cidr`).
  */
+import { randomUUID } from 'node:crypto';
+import * as quotas from '../../db/repositories/quotas';
 import { Router } from 'express';
 import type { Knex } from 'knex';
 import { Conflict, DomainError, InvalidInput, NotFound, type FieldErrors } from '../../core/errors';
@@ -74,7 +76,7 @@ function presentPort(p: ports.Port): Schemas['Port'] {
 const SUBNET_FIELDS = ['network_id', 'cidr', 'gateway_ip', 'allocation_pools', 'dns_nameservers'];
 const PORT_FIELDS = ['network_id', 'fixed_ip'];
 
-export function networksRouter({ db, identity }: { db: Knex; identity: IdentityService }): Router {
+export function networksRouter({ db, identity, quotaDefaults }: { db: Knex; identity: IdentityService; quotaDefaults: quotas.QuotaLimits }): Router {
   const router = Router();
   const authed = authenticate(identity);
   router.use(['/v1/networks', '/v1/subnets', '/v1/ports'], authed);
@@ -183,12 +185,19 @@ export function networksRouter({ db, identity }: { db: Knex; identity: IdentityS
     requireWriter(auth);
     const body = req.body as JsonBody<'createPort'>;
     const network = await visibleNetwork(auth, body.network_id, 'body.network_id');
+    const portId = randomUUID();
     const port = await bodyFields(PORT_FIELDS, () =>
-      ports.create(db, {
-        // Ports on a project's network belong to that project, so its members can clean them up.
-        projectId: network.projectId,
-        networkId: network.id,
-        ...(body.fixed_ip !== undefined ? { fixedIp: body.fixed_ip } : {}),
+      db.transaction(async (trx) => {
+        // The port counts against its project's quota from the moment it exists (403 naming ports when over).
+        await quotas.reserve(trx, { projectId: network.projectId, ownerId: portId, amounts: { ports: 1 }, defaults: quotaDefaults });
+        await quotas.commit(trx, portId);
+        return ports.create(trx, {
+          id: portId,
+          // Ports on a project's network belong to that project, so its members can clean them up.
+          projectId: network.projectId,
+          networkId: network.id,
+          ...(body.fixed_ip !== undefined ? { fixedIp: body.fixed_ip } : {}),
+        });
       }),
     );
     req.log.info({ port: port.id, network: network.id, ip: port.fixedIp }, 'port created');
@@ -210,6 +219,7 @@ export function networksRouter({ db, identity }: { db: Knex; identity: IdentityS
         throw new Conflict(`port ${id} is bound to server ${port.deviceId}: delete the server or detach the port first`);
       }
       await ports.remove(trx, id);
+      await quotas.release(trx, id);
     });
     res.status(204).end();
   });

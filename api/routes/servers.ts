@@ -12,6 +12,11 @@ import * as operations from '../../db/repositories/operations';
 import * as ports from '../../db/repositories/ports';
 import * as servers from '../../db/repositories/servers';
 import * as volumes from '../../db/repositories/volumes';
+import * as quotas from '../../db/repositories/quotas';
+import * as serverGroups from '../../db/repositories/server-groups';
+import { serverQuotaAmounts } from '../../services/quotas';
+import { assertKnownZone } from './hosts';
+import { visibleGroup } from './server-groups';
 import { assertImageUsable } from '../../activities/image/control';
 import { domainNameFor } from '../../activities/compute/types';
 import { deviceFor } from '../../activities/storage/control';
@@ -31,6 +36,8 @@ type CreateBody = {
   networks?: Array<{ network_id?: string; port_id?: string; fixed_ip?: string }>;
   volumes?: Array<{ volume_id?: string; size_gb?: number; delete_on_termination?: boolean }>;
   metadata?: Record<string, string>;
+  availability_zone?: string;
+  group_id?: string;
 };
 
 /** A server id derived from (project, Idempotency-Key): the same key always names the same server. */
@@ -46,7 +53,7 @@ const STREAM_WINDOW_BYTES = 1024 * 1024;
 /** Nova's task_state while an action runs (set by the API when it accepts the action). */
 const TASK_STATE_OF = { start: 'powering-on', stop: 'powering-off', reboot: 'rebooting' } as const;
 
-export function serversRouter(deps: OperationDeps & { identity: IdentityService }): Router {
+export function serversRouter(deps: OperationDeps & { identity: IdentityService; quotaDefaults: quotas.QuotaLimits }): Router {
   const { db } = deps;
   const router = Router();
   router.use(['/v1/servers', '/v1/operations'], authenticate(deps.identity));
@@ -62,11 +69,12 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService 
 
 
   async function present(auth: AuthContext, server: servers.Server, withProgress: boolean): Promise<Schemas['Server']> {
-    const [flavor, serverPorts, serverVolumes, ops] = await Promise.all([
+    const [flavor, serverPorts, serverVolumes, ops, group] = await Promise.all([
       server.flavorId ? flavors.get(db, server.flavorId) : null,
       ports.listByDevice(db, server.id),
       volumes.list(db, { limit: 100, serverId: server.id }),
       operations.listByResource(db, server.id),
+      serverGroups.groupOf(db, server.id),
     ]);
     const latest = ops[ops.length - 1];
     const busy = server.status === 'BUILD' || server.taskState !== null;
@@ -90,6 +98,9 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService 
       metadata: server.metadata,
       fault: server.fault,
       progress,
+      availability_zone: server.availabilityZone,
+      group_id: group?.id ?? null,
+      ...(hasRole(auth, 'admin') ? { placement: server.placement } : {}),
       created_at: server.createdAt.toISOString(),
       updated_at: server.updatedAt.toISOString(),
       links: {
@@ -185,12 +196,19 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService 
     if (await replay()) return;
 
     const plan = await resolveCreate(auth, body);
+    await assertKnownZone(db, body.availability_zone, 'body.availability_zone');
+    const group = body.group_id ? await visibleGroup(db, auth, body.group_id).catch(() => null) : null;
+    if (body.group_id && (!group || group.projectId !== auth.project.id)) {
+      throw new InvalidInput(`server group ${body.group_id} does not exist`, [{ field: 'body.group_id', message: 'no such server group' }]);
+    }
     const workflowId = `server:${serverId}:create`;
     let server: servers.Server;
     let op: operations.Operation;
     try {
       // The server and its operation appear together, or not at all.
       [server, op] = await db.transaction(async (trx) => {
+        // Quota first (it locks the project row): over quota is a 403 naming the resource, and nothing exists.
+        await quotas.reserve(trx, { projectId: auth.project.id, ownerId: serverId, amounts: serverQuotaAmounts(plan), defaults: deps.quotaDefaults });
         const row = await servers.create(trx, {
           id: serverId,
           projectId: auth.project.id,
@@ -199,7 +217,9 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService 
           flavorId: plan.flavor.id,
           imageId: body.image_id,
           metadata: body.metadata ?? {},
+          availabilityZone: body.availability_zone ?? null,
         });
+        if (group) await serverGroups.addMember(trx, group.id, serverId);
         const recorded = await recordOperation(trx, {
           kind: 'server.create',
           resourceType: 'server',
@@ -219,6 +239,7 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService 
       op = await launchOperation(deps, op, 'createServer', [{ ...plan, serverId, operationId: op.id } satisfies CreateServerInput]);
     } catch (err) {
       await servers.markDeleted(db, serverId).catch(() => undefined); // nothing half-created: it never existed for users
+      await quotas.release(db, serverId).catch(() => undefined);
       throw err;
     }
     req.log.info({ server: serverId, operation: op.id }, 'server create accepted');

@@ -4,6 +4,9 @@ import { Router } from 'express';
 import { Conflict, NotFound } from '../../core/errors';
 import * as images from '../../db/repositories/images';
 import * as volumes from '../../db/repositories/volumes';
+import * as quotas from '../../db/repositories/quotas';
+import { volumeQuotaAmounts } from '../../services/quotas';
+import { assertKnownZone } from './hosts';
 import type { components } from '../../openapi/types';
 import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
 import { authenticate, callerOf, requireWriter } from '../auth';
@@ -21,12 +24,13 @@ function presentVolume(auth: AuthContext, v: volumes.Volume): components['schema
     device: v.device,
     ...(hasRole(auth, 'admin') ? { host: v.host } : {}),
     delete_on_termination: v.deleteOnTermination,
+    availability_zone: v.availabilityZone,
     created_at: v.createdAt.toISOString(),
     updated_at: v.updatedAt.toISOString(),
   };
 }
 
-export function volumesRouter(deps: OperationDeps & { identity: IdentityService }): Router {
+export function volumesRouter(deps: OperationDeps & { identity: IdentityService; quotaDefaults: quotas.QuotaLimits }): Router {
   const { db } = deps;
   const router = Router();
   router.use('/v1/volumes', authenticate(deps.identity));
@@ -42,19 +46,27 @@ export function volumesRouter(deps: OperationDeps & { identity: IdentityService 
   router.post('/v1/volumes', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const body = req.body as { name: string; size_gb: number; image_id?: string };
+    const body = req.body as { name: string; size_gb: number; image_id?: string; availability_zone?: string };
+    await assertKnownZone(db, body.availability_zone, 'body.availability_zone');
     if (body.image_id) {
       const image = await images.getVisible(db, body.image_id, auth.project.id);
       if (!image || image.status !== 'active') {
         throw new NotFound(`image ${body.image_id} not found or not active`, [{ field: 'body.image_id', message: 'no such active image' }]);
       }
     }
-    const volume = await volumes.create(db, {
-      projectId: auth.project.id,
-      name: body.name,
-      sizeGb: body.size_gb,
-      ...(body.image_id ? { imageId: body.image_id } : {}),
-      status: 'creating',
+    const volumeId = randomUUID();
+    // Quota first (403 naming the resource, nothing created), then the record, in one transaction.
+    const volume = await db.transaction(async (trx) => {
+      await quotas.reserve(trx, { projectId: auth.project.id, ownerId: volumeId, amounts: volumeQuotaAmounts(body.size_gb), defaults: deps.quotaDefaults });
+      return volumes.create(trx, {
+        id: volumeId,
+        projectId: auth.project.id,
+        name: body.name,
+        sizeGb: body.size_gb,
+        ...(body.image_id ? { imageId: body.image_id } : {}),
+        status: 'creating',
+        availabilityZone: body.availability_zone ?? null,
+      });
     });
     try {
       const op = await startOperation(deps, {
@@ -71,6 +83,7 @@ export function volumesRouter(deps: OperationDeps & { identity: IdentityService 
       res.status(202).json({ volume: presentVolume(auth, volume), operation: await presentOperation(deps, op, false) });
     } catch (err) {
       await volumes.remove(db, volume.id).catch(() => undefined);
+      await quotas.release(db, volume.id).catch(() => undefined);
       throw err;
     }
   });

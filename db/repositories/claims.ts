@@ -142,6 +142,9 @@ export async function release(db: Queryable, serverId: string): Promise<boolean>
   return count > 0;
 }
 
+/** No claims at all. */
+export const NONE: Readonly<Resources> = Object.freeze({ vcpus: 0, ramMb: 0, diskGb: 0 });
+
 const SUMS = ['coalesce(sum(vcpus), 0)::int as vcpus', 'coalesce(sum(ram_mb), 0)::int as ram_mb', 'coalesce(sum(disk_gb), 0)::int as disk_gb'];
 
 /** What the claims on one host add up to (zeros for a host without claims or unknown). */

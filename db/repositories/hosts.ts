@@ -173,7 +173,7 @@ const SETTING_COLUMNS: Record<keyof HostSettings, string> = {
 };
 
 /** Changes an administrator's settings of the host; null when there is no such host. */
-export async function updateSettings(db: Queryable, name: string, patch: Partial<HostSettings>): Promise<Host | null> {
+export async function updateSettings(db: Queryable, name: string, patch: { [K in keyof HostSettings]?: HostSettings[K] | undefined }): Promise<Host | null> {
   const values = Object.fromEntries(
     Object.entries(patch)
       .filter(([, v]) => v !== undefined)
@@ -188,4 +188,9 @@ export async function updateSettings(db: Queryable, name: string, patch: Partial
 export async function recordBuildFailure(db: Queryable, names: readonly string[]): Promise<void> {
   if (names.length === 0) return;
   await db('hosts').whereIn('name', names).update({ last_build_failure_at: db.fn.now() });
+}
+
+/** Whether any registered host is in the zone. */
+export async function zoneExists(db: Queryable, zone: string): Promise<boolean> {
+  return Boolean(await db('hosts').select('name').where({ availability_zone: zone }).first());
 }

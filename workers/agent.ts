@@ -41,8 +41,11 @@ export interface HostAgent {
   worker: Worker;
   /** Sends one heartbeat now (also the registration); resolves once Temporal accepted it. */
   heartbeat(): Promise<void>;
-  /** Stops heartbeating and tells the monitor the host is leaving. The worker is shut down by its owner. */
-  stopHeartbeats(): Promise<void>;
+  /**
+   * Stops heartbeating and tells the monitor the host is leaving. The worker is shut down by its owner.
+   * `goodbye: false` (tests: a host that dies) stops without telling anyone.
+   */
+  stopHeartbeats(opts?: { goodbye?: boolean }): Promise<void>;
 }
 
 export async function createHostAgent(deps: HostAgentDeps): Promise<HostAgent> {
@@ -91,9 +94,10 @@ export async function createHostAgent(deps: HostAgentDeps): Promise<HostAgent> {
   return {
     worker,
     heartbeat,
-    async stopHeartbeats() {
+    async stopHeartbeats({ goodbye = true } = {}) {
       if (timer) clearInterval(timer);
       timer = undefined;
+      if (!goodbye) return;
       await client.workflow
         .getHandle(workflowId)
         .signal(goodbyeSignal)

@@ -93,6 +93,8 @@ export interface StartOptions {
   validateResponses?: boolean;
   /** Tests only: failures injected on purpose (create-flow steps on the conductor, hypervisor calls on the agent). */
   faults?: FaultPlan;
+  /** `up` without its host agent (tests that bring their own hosts: test/support/hosts.ts). Default true. */
+  agent?: boolean;
 }
 
 export async function startCloud(role: Role, config: Config, log: Logger, options: StartOptions = {}): Promise<RunningCloud> {
@@ -105,7 +107,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
   const fail = (err: Error) => {
     if (!stopping) failures.forEach((f) => f(err));
   };
-  const runs = { api: role === 'up' || role === 'api', conductor: role === 'up' || role === 'conductor', agent: role === 'up' || role === 'agent' };
+  const runs = { api: role === 'up' || role === 'api', conductor: role === 'up' || role === 'conductor', agent: (role === 'up' && options.agent !== false) || role === 'agent' };
   if (role !== 'up') requireSharedServices(config, role, role !== 'agent');
   // api and conductor share the key that signs image download URLs (`up` keeps a generated one in the data dir).
   const signer = runs.api || runs.conductor ? new ImageUrlSigner(resolveSecretKey(config, role)) : undefined;

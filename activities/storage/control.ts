@@ -55,7 +55,13 @@ export function createStorageControlActivities(deps: { db: Knex; heartbeatSecond
               }
               plugged.push({ volumeId: r.volumeId, poolVolume: poolVolumeFor(r.volumeId), serial: serialFor(r.volumeId), target: device });
             } else {
-              if (!(await volumes.get(trx, r.newVolumeId))) {
+              const existing = await volumes.get(trx, r.newVolumeId);
+              if (existing?.status === 'deleted') {
+                // A reschedule: the previous host's attempt created and deleted this volume; it now
+                // belongs to this host (without this, the retry created it here under a deleted row,
+                // and no undo ever deleted it: found by the two-host tests).
+                await volumes.transition(trx, r.newVolumeId, { from: ['deleted'], to: 'creating', set: { host: req.host, serverId: req.serverId, device } });
+              } else if (!existing) {
                 await volumes.create(trx, {
                   id: r.newVolumeId,
                   projectId: req.projectId,

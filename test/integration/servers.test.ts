@@ -1,6 +1,9 @@
 /**
  * Servers end to end over HTTP, against a whole in-process cloud: real Temporal dev server, PGlite,
  * libvirt's test driver (whose state the test process shares, so the test can look at the host).
+ * Two host agents, as in a real cloud: the cloud's own and a second one on the same test-driver state
+ * (test:///default; names carry the server id), with the same armed faults, so a boot failure on one
+ * host reschedules to the other (test/integration/two-hosts.test.ts looks at each host apart).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,7 +28,7 @@ let tiny: string;
 let net: { networkId: string; subnetId: string };
 
 beforeAll(async () => {
-  t = await startTestCloud({ faults });
+  t = await startTestCloud({ faults, hosts: [{ libvirt: 'shared', faults }] });
   admin = await t.login();
   hv = await openHypervisor('test:///default');
   imageId = await uploadRawImage(t, admin);
@@ -85,7 +88,9 @@ test('create → ACTIVE with an IP, an in-use volume and a qcow2 overlay root di
   const id = created.body.server.id as string;
 
   const server = await waitSettled(t, admin, id);
-  expect(server).toMatchObject({ status: 'ACTIVE', task_state: null, power_state: 'running', fault: null, host: t.config.host.name });
+  expect(server).toMatchObject({ status: 'ACTIVE', task_state: null, power_state: 'running', fault: null });
+  expect(t.hostNames).toContain(server.host);
+  const onHost = server.host === t.config.host.name ? t.config.host : t.hosts[0]!.config;
   expect(server.addresses).toHaveLength(1);
   expect(server.addresses[0].ip).toMatch(/^10\.20\.0\.\d+$/);
   expect(server.addresses[0].ip).not.toBe('10.20.0.1'); // the gateway
@@ -99,7 +104,7 @@ test('create → ACTIVE with an IP, an in-use volume and a qcow2 overlay root di
   const vols = await hv.listVolumes(t.config.host.storagePool);
   const root = vols.find((v) => v.name === `root-${id}`);
   expect(root).toMatchObject({ format: 'qcow2', backingFormat: 'raw' });
-  expect(root!.backingPath).toContain(t.config.host.imageCacheDir);
+  expect(root!.backingPath).toContain(onHost.imageCacheDir);
   const disks = await hv.domainDisks(domain);
   expect(disks.map((d) => d.path)).toEqual(expect.arrayContaining([root!.path]));
 
@@ -167,7 +172,7 @@ test('no valid host: ERROR at schedule with a reason per host', async () => {
   const created = await t.call('POST', '/v1/servers', { token: admin, body: serverBody({ flavor_id: huge.body.id, volumes: [] }) });
   const server = await waitSettled(t, admin, created.body.server.id);
   expect(server.fault).toMatchObject({ step: 'schedule', code: 'NoValidHost' });
-  expect(server.fault.message).toContain(`${t.config.host.name}:`);
+  for (const name of t.hostNames) expect(server.fault.message).toContain(`${name}:`);
   await t.call('DELETE', `/v1/servers/${server.id}`, { token: admin });
   await waitGone(t, admin, server.id);
 }, 60_000);
@@ -231,7 +236,9 @@ test('the console streams live as server-sent events', async () => {
   const id = created.body.server.id as string;
   await waitSettled(t, admin, id);
   // The test driver runs no guest: write to the serial log file as QEMU would.
-  const log = path.join(path.dirname(t.config.host.imageCacheDir), 'console', `stratus-${id}.log`);
+  const server = (await t.call('GET', `/v1/servers/${id}`, { token: admin })).body;
+  const onHost = server.host === t.config.host.name ? t.config.host : t.hosts[0]!.config;
+  const log = path.join(path.dirname(onHost.imageCacheDir), 'console', `stratus-${id}.log`);
   fs.mkdirSync(path.dirname(log), { recursive: true });
   fs.appendFileSync(log, 'hello from the guest\n');
 

@@ -11,6 +11,7 @@ import type { FaultPlan } from '../../activities/fault-injection';
 import { loadConfig, type Config } from '../../core/config';
 import { createLogger } from '../../core/log';
 import { startCloud, type RunningCloud } from '../../workers/cloud';
+import { startTestHosts, type TestHost, type TestHostOptions } from './hosts';
 import { freePort } from './ports';
 import { testTemporal } from './temporal';
 
@@ -20,6 +21,10 @@ export interface TestCloud {
   config: Config;
   cloud: RunningCloud;
   baseUrl: string;
+  /** The extra host agents (`hosts` option), in the order given. */
+  hosts: TestHost[];
+  /** Every host name the cloud schedules on: the built-in agent's (unless `builtInAgent: false`) and the extra ones. */
+  hostNames: string[];
   /** fetch against the API, JSON in and out; `token` adds the bearer header. */
   call(method: string, urlPath: string, options?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
   login(username?: string, password?: string, project?: string): Promise<string>;
@@ -29,7 +34,16 @@ export interface TestCloud {
 }
 
 export async function startTestCloud(
-  options: { databaseUrl?: string; env?: Record<string, string>; faults?: FaultPlan } = {},
+  options: {
+    databaseUrl?: string;
+    env?: Record<string, string>;
+    /** Armed failures for the conductor and the built-in agent (extra hosts take theirs in `hosts`). */
+    faults?: FaultPlan;
+    /** Extra host agents beside the cloud (test/support/hosts.ts), started before it. */
+    hosts?: TestHostOptions[];
+    /** Run the cloud's own host agent (test:///default) too. Default true; false needs `hosts`. */
+    builtInAgent?: boolean;
+  } = {},
 ): Promise<TestCloud> {
   const temporal = testTemporal();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-test-'));
@@ -47,11 +61,23 @@ export async function startTestCloud(
     ...options.env,
   });
   const log = createLogger(process.env.STRATUS_TEST_LOG_LEVEL ?? 'silent');
-  const cloud = await startCloud('up', config, log, {
-    forwardCoreLogs: false,
-    validateResponses: true,
-    ...(options.faults ? { faults: options.faults } : {}),
-  });
+  const builtInAgent = options.builtInAgent ?? true;
+  if (!builtInAgent && !options.hosts?.length) throw new Error('builtInAgent: false needs at least one host in `hosts`');
+  // Hosts first: they need only Temporal, and `up` waits for a registered host before it answers.
+  const hosts = await startTestHosts(temporal, log, options.hosts ?? []);
+  let cloud: RunningCloud;
+  try {
+    cloud = await startCloud('up', config, log, {
+      forwardCoreLogs: false,
+      validateResponses: true,
+      agent: builtInAgent,
+      ...(options.faults ? { faults: options.faults } : {}),
+    });
+  } catch (err) {
+    await Promise.all(hosts.map((h) => h.stop()));
+    throw err;
+  }
+  const hostNames = [...(builtInAgent ? [config.host.name] : []), ...hosts.map((h) => h.name)];
   const baseUrl = `http://127.0.0.1:${port}`;
 
   const call: TestCloud['call'] = async (method, urlPath, { token, body, headers = {} } = {}) => {
@@ -78,6 +104,8 @@ export async function startTestCloud(
     config,
     cloud,
     baseUrl,
+    hosts,
+    hostNames,
     call,
     async login(username = 'admin', password = ADMIN_PASSWORD, project = 'admin') {
       const res = await call('POST', '/v1/auth/tokens', { body: { username, password, project } });
@@ -95,6 +123,7 @@ export async function startTestCloud(
     },
     async stop() {
       await cloud.stop();
+      await Promise.all(hosts.map((h) => h.stop()));
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -451,6 +451,8 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
         host: null,
         metadata: { role: 'web' },
         fault: null,
+        availabilityZone: null,
+        placement: null,
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
         deletedAt: null,
@@ -609,6 +611,7 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
         serverId: null,
         device: null,
         deleteOnTermination: false,
+        availabilityZone: null,
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
       });

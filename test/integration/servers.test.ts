@@ -168,7 +168,8 @@ describe('a failure at any step leaves ERROR with the step named, and nothing al
 });
 
 test('no valid host: ERROR at schedule with a reason per host', async () => {
-  const huge = await t.call('POST', '/v1/flavors', { token: admin, body: { name: 'x1.huge', vcpus: 64, ram_mb: 1_000_000, disk_gb: 10 } });
+  // Within the default quota (40 vCPU, 102400 MiB), beyond every host.
+  const huge = await t.call('POST', '/v1/flavors', { token: admin, body: { name: 'x1.huge', vcpus: 16, ram_mb: 100_000, disk_gb: 10 } });
   const created = await t.call('POST', '/v1/servers', { token: admin, body: serverBody({ flavor_id: huge.body.id, volumes: [] }) });
   const server = await waitSettled(t, admin, created.body.server.id);
   expect(server.fault).toMatchObject({ step: 'schedule', code: 'NoValidHost' });

@@ -9,8 +9,9 @@
  * raced in between the decision and the claim.
  */
 
-export const GROUP_POLICIES = ['affinity', 'anti-affinity', 'soft-affinity', 'soft-anti-affinity'] as const;
-export type GroupPolicy = (typeof GROUP_POLICIES)[number];
+import type { GroupPolicy } from '../db/repositories/server-groups';
+
+export type { GroupPolicy };
 
 export interface Resources {
   vcpus: number;

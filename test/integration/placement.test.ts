@@ -102,14 +102,14 @@ test('spread: three servers on three empty hosts land on three hosts; the decisi
   await deleteAll();
 }, 120_000);
 
-test('anti-affinity: 3 members on 3 hosts, the 4th fails naming the policy; affinity: all on one host', async () => {
+test('anti-affinity: 4 concurrent members → 3 on 3 hosts, the 4th fails naming the policy; affinity: all on one host', async () => {
   const anti = await t.call('POST', '/v1/server-groups', { token: admin, body: { name: 'web', policy: 'anti-affinity' } });
   expect(anti.status).toBe(201);
-  const members = await createSettled(3, { group_id: anti.body.id });
-  expect(members.map((s) => s.status)).toEqual(['ACTIVE', 'ACTIVE', 'ACTIVE']);
-  expect(new Set(members.map((s) => s.host)).size).toBe(3);
-  const [fourth] = await createSettled(1, { group_id: anti.body.id });
-  expect(fourth.status).toBe('ERROR');
+  const members = await createSettled(4, { group_id: anti.body.id });
+  const placed = members.filter((s) => s.status === 'ACTIVE');
+  expect(placed).toHaveLength(3);
+  expect(new Set(placed.map((s) => s.host)).size).toBe(3);
+  const fourth = members.find((s) => s.status === 'ERROR');
   expect(fourth.fault).toMatchObject({ step: 'schedule', code: 'NoValidHost' });
   for (const h of hostNames) expect(fourth.fault.message).toContain(`${h}: server_group: anti-affinity`);
   const group = await t.call('GET', `/v1/server-groups/${anti.body.id}`, { token: admin });
@@ -142,6 +142,16 @@ test('availability zone: servers asking for a zone land only in it; an unknown z
     const bad = await create({ availability_zone: 'az-nowhere' });
     expect(bad.status).toBe(400);
     expect(bad.body.fields).toEqual([{ field: 'body.availability_zone', message: 'unknown availability zone' }]);
+
+    // Volumes go through the same scheduler: a zone's volume lands on the zone's host.
+    const vol = await t.call('POST', '/v1/volumes', { token: admin, body: { name: 'v-east', size_gb: 1, availability_zone: 'az-east' } });
+    expect(vol.status).toBe(202);
+    const ready = await t.waitFor(`/v1/volumes/${vol.body.volume.id}`, admin, (r) => r.body.status !== 'creating', 60_000);
+    expect(ready.body).toMatchObject({ status: 'available', host: zoneHost, availability_zone: 'az-east' });
+    expect((await t.call('GET', `/v1/projects/${adminProject}/quota`, { token: admin })).body.volumes).toMatchObject({ used: 1, reserved: 0 });
+    expect((await t.call('DELETE', `/v1/volumes/${vol.body.volume.id}`, { token: admin })).status).toBe(202);
+    await t.waitFor(`/v1/volumes/${vol.body.volume.id}`, admin, (r) => r.status === 404, 60_000);
+    expect((await t.call('GET', `/v1/projects/${adminProject}/quota`, { token: admin })).body.volumes).toMatchObject({ used: 0, reserved: 0 });
   } finally {
     await deleteAll();
     await patchHost(zoneHost, { availability_zone: 'nova' });

@@ -10,6 +10,7 @@
  *   BENCH_DECISIONS=500 BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:schedule
  */
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import pg from 'pg';
 import { createComputeControlActivities } from '../activities/compute/control';
 import { silentLogger } from '../core/log';
@@ -134,7 +135,10 @@ async function withPostgres<T>(work: (db: Database) => Promise<T>): Promise<T | 
 }
 
 async function main(): Promise<void> {
-  console.log(`scheduling decisions (flavor 1 vCPU / 512 MiB / 5 GiB; ${DECISIONS} claims, ${DECISIONS * 10} pure decisions per row)`);
+  console.log(
+    `scheduling decisions (flavor 1 vCPU / 512 MiB / 5 GiB; ${DECISIONS} claims, ${DECISIONS * 10} pure decisions per row; ` +
+      `${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)})`,
+  );
   for (const n of SIZES) console.log(`  pure decision     ${String(n).padStart(5)} hosts: ${benchPure(n)}`);
   const pglite = await openDatabase({ kind: 'pglite-memory' });
   try {

@@ -35,6 +35,9 @@ export interface HostReport {
   capabilities: Record<string, unknown>;
 }
 
+/** How many alternates (and weights) a server's recorded placement keeps. */
+const RECORDED_ALTERNATES = 10;
+
 export interface ComputeControlDeps {
   db: Knex;
   /** To start and stop the long-running metering workflows. */
@@ -137,10 +140,12 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
       const decision = schedule(states, request, schedulerConfig(placement), now);
       const claimed = await claimDecision(db, { serverId: req.serverId, request, decision, settings: placement, heartbeatSeconds });
       if (claimed.host) {
+        // The top of the list is what decided (with 1,000 hosts the whole list would be a 100 kB write per server).
         await servers.setPlacement(db, req.serverId, {
           host: claimed.host,
-          alternates: [decision.host, ...decision.alternates].filter((h) => h && h !== claimed.host),
-          weights: decision.weights,
+          alternates: [decision.host, ...decision.alternates].filter((h) => h && h !== claimed.host).slice(0, RECORDED_ALTERNATES),
+          weights: decision.weights.slice(0, RECORDED_ALTERNATES + 1),
+          hosts_considered: states.length,
           ...(claimed.rejected.length > 0 ? { lost_claims: claimed.rejected } : {}),
           ...(group ? { group: { id: group.id, policy: group.policy } } : {}),
           ...(request.availabilityZone ? { availability_zone: request.availabilityZone } : {}),

@@ -1,7 +1,7 @@
 /** Hypervisor hosts as their agents last reported them, with what is claimed on them (admin only). */
 import { Router } from 'express';
 import type { Knex } from 'knex';
-import { InvalidInput, NotFound } from '../../core/errors';
+import { NotFound } from '../../core/errors';
 import { toHostState } from '../../activities/compute/placement';
 import * as claims from '../../db/repositories/claims';
 import * as hosts from '../../db/repositories/hosts';
@@ -79,10 +79,3 @@ export function hostsRouter(deps: HostsDeps): Router {
   return router;
 }
 
-/** A request's availability zone must be one some host is in (400 naming the field otherwise). */
-export async function assertKnownZone(db: Knex, zone: string | undefined, field: string): Promise<void> {
-  if (zone === undefined) return;
-  if (!(await hosts.zoneExists(db, zone))) {
-    throw new InvalidInput(`no host is in availability zone ${zone}`, [{ field, message: 'unknown availability zone' }]);
-  }
-}

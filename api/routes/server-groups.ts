@@ -1,7 +1,8 @@
 /** Nova's server groups: a policy that places the servers created with the group's id. */
 import { Router } from 'express';
 import type { Knex } from 'knex';
-import { Conflict, NotFound } from '../../core/errors';
+import { Conflict } from '../../core/errors';
+import { visibleGroup } from '../../services/server-requests';
 import * as serverGroups from '../../db/repositories/server-groups';
 import type { components } from '../../openapi/types';
 import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
@@ -17,13 +18,6 @@ function present(auth: AuthContext, g: serverGroups.ServerGroup, members: server
     members: members.map((m) => ({ server_id: m.serverId, host: admin ? m.host : null })),
     created_at: new Date(g.createdAt).toISOString(),
   };
-}
-
-/** The caller's group (admins: any), or 404. */
-export async function visibleGroup(db: Knex, auth: AuthContext, id: string): Promise<serverGroups.ServerGroup> {
-  const group = await serverGroups.get(db, id);
-  if (!group || (group.projectId !== auth.project.id && !hasRole(auth, 'admin'))) throw new NotFound(`server group ${id} not found`);
-  return group;
 }
 
 export function serverGroupsRouter({ db, identity }: { db: Knex; identity: IdentityService }): Router {

@@ -12,11 +12,9 @@ import * as operations from '../../db/repositories/operations';
 import * as ports from '../../db/repositories/ports';
 import * as servers from '../../db/repositories/servers';
 import * as volumes from '../../db/repositories/volumes';
-import * as quotas from '../../db/repositories/quotas';
+import type { QuotaLimits } from '../../db/repositories/quotas';
 import * as serverGroups from '../../db/repositories/server-groups';
-import { serverQuotaAmounts } from '../../services/quotas';
-import { assertKnownZone } from './hosts';
-import { visibleGroup } from './server-groups';
+import { checkPlacementRequest, holdServerRequest, releaseServerRequest } from '../../services/server-requests';
 import { assertImageUsable } from '../../activities/image/control';
 import { domainNameFor } from '../../activities/compute/types';
 import { deviceFor } from '../../activities/storage/control';
@@ -53,7 +51,7 @@ const STREAM_WINDOW_BYTES = 1024 * 1024;
 /** Nova's task_state while an action runs (set by the API when it accepts the action). */
 const TASK_STATE_OF = { start: 'powering-on', stop: 'powering-off', reboot: 'rebooting' } as const;
 
-export function serversRouter(deps: OperationDeps & { identity: IdentityService; quotaDefaults: quotas.QuotaLimits }): Router {
+export function serversRouter(deps: OperationDeps & { identity: IdentityService; quotaDefaults: QuotaLimits }): Router {
   const { db } = deps;
   const router = Router();
   router.use(['/v1/servers', '/v1/operations'], authenticate(deps.identity));
@@ -196,11 +194,7 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     if (await replay()) return;
 
     const plan = await resolveCreate(auth, body);
-    await assertKnownZone(db, body.availability_zone, 'body.availability_zone');
-    const group = body.group_id ? await visibleGroup(db, auth, body.group_id).catch(() => null) : null;
-    if (body.group_id && (!group || group.projectId !== auth.project.id)) {
-      throw new InvalidInput(`server group ${body.group_id} does not exist`, [{ field: 'body.group_id', message: 'no such server group' }]);
-    }
+    const placement = await checkPlacementRequest(db, auth, body);
     const workflowId = `server:${serverId}:create`;
     let server: servers.Server;
     let op: operations.Operation;
@@ -208,7 +202,7 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
       // The server and its operation appear together, or not at all.
       [server, op] = await db.transaction(async (trx) => {
         // Quota first (it locks the project row): over quota is a 403 naming the resource, and nothing exists.
-        await quotas.reserve(trx, { projectId: auth.project.id, ownerId: serverId, amounts: serverQuotaAmounts(plan), defaults: deps.quotaDefaults });
+        await holdServerRequest(trx, { serverId, projectId: auth.project.id, plan, placement, quotaDefaults: deps.quotaDefaults });
         const row = await servers.create(trx, {
           id: serverId,
           projectId: auth.project.id,
@@ -217,9 +211,8 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
           flavorId: plan.flavor.id,
           imageId: body.image_id,
           metadata: body.metadata ?? {},
-          availabilityZone: body.availability_zone ?? null,
+          availabilityZone: placement.availabilityZone,
         });
-        if (group) await serverGroups.addMember(trx, group.id, serverId);
         const recorded = await recordOperation(trx, {
           kind: 'server.create',
           resourceType: 'server',
@@ -239,7 +232,7 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
       op = await launchOperation(deps, op, 'createServer', [{ ...plan, serverId, operationId: op.id } satisfies CreateServerInput]);
     } catch (err) {
       await servers.markDeleted(db, serverId).catch(() => undefined); // nothing half-created: it never existed for users
-      await quotas.release(db, serverId).catch(() => undefined);
+      await releaseServerRequest(db, serverId).catch(() => undefined);
       throw err;
     }
     req.log.info({ server: serverId, operation: op.id }, 'server create accepted');

@@ -6,7 +6,7 @@ import * as images from '../../db/repositories/images';
 import * as volumes from '../../db/repositories/volumes';
 import * as quotas from '../../db/repositories/quotas';
 import { volumeQuotaAmounts } from '../../services/quotas';
-import { assertKnownZone } from './hosts';
+import { assertKnownZone } from '../../services/server-requests';
 import type { components } from '../../openapi/types';
 import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
 import { authenticate, callerOf, requireWriter } from '../auth';

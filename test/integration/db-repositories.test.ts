@@ -263,6 +263,13 @@ describe.each(engines)('repositories on $name', (engine) => {
         status: 'up',
         registeredAt: expect.any(Date),
         lastSeenAt: expect.any(Date),
+        // An administrator's settings, at their defaults (PATCH /v1/hosts/{name} changes them).
+        enabled: true,
+        availabilityZone: 'nova',
+        cpuAllocationRatio: null,
+        ramAllocationRatio: null,
+        diskAllocationRatio: null,
+        lastBuildFailureAt: null,
       });
       expect(await hosts.get(db, name)).toEqual(first);
 

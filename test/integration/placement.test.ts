@@ -22,10 +22,13 @@ const HOST_ENV = { STRATUS_HOST_VCPUS: '8', STRATUS_HOST_RAM_MB: '1024', STRATUS
 beforeAll(async () => {
   const suffix = randomBytes(2).toString('hex');
   database = await engines.find((e) => e.name === 'postgres')!.create({ migrate: false });
+  // 5 s heartbeats (alive for 15 s): under a burst of 50 creates on 2 loaded cores, 1 s heartbeats
+  // (alive for 3 s) can fall behind and every host look down.
   t = await startTestCloud({
     databaseUrl: database.url!,
+    env: { STRATUS_HOST_HEARTBEAT_SECONDS: '5' },
     builtInAgent: false,
-    hosts: ['a', 'b', 'c'].map((n) => ({ name: `pl-${suffix}-${n}`, env: HOST_ENV })),
+    hosts: ['a', 'b', 'c'].map((n) => ({ name: `pl-${suffix}-${n}`, env: HOST_ENV, heartbeatSeconds: 5 })),
   });
   hostNames = t.hostNames;
   admin = await t.login();

@@ -218,9 +218,12 @@ test('quota: 20 concurrent creates against 5 servers → exactly 5 ACTIVE, 15 ×
     expect(r.body).toMatchObject({ status: 403, fields: [{ field: 'servers' }] });
     expect(r.body.detail).toContain('quota exceeded for servers');
   }
+  const get = async () => (await t.call('GET', `/v1/projects/${adminProject}/quota`, { token: admin })).body;
+  // While they build, each holds its share: reserved until ACTIVE, then used; never more, never less.
+  const building = (await get()).servers;
+  expect(building.used + building.reserved).toBe(5);
   const settled = await Promise.all(accepted.map((a) => waitSettled(t, admin, a.id!, 90_000)));
   expect(settled.map((s) => s.status)).toEqual(Array(5).fill('ACTIVE'));
-  const get = async () => (await t.call('GET', `/v1/projects/${adminProject}/quota`, { token: admin })).body;
   expect(await get()).toMatchObject({ servers: { limit: 5, used: 5, reserved: 0 }, vcpus: { used: 5, reserved: 0 }, ram_mb: { used: 640, reserved: 0 } });
 
   // A failed create gives its reservation back: m1.medium (4096 MiB) fits no 1024 MiB host.

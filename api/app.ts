@@ -9,8 +9,10 @@ import * as OpenApiValidator from 'express-openapi-validator';
 import type { Knex } from 'knex';
 import { DEFAULT_QUOTAS, type Config } from '../core/config';
 import type { Logger } from '../core/log';
-import * as hosts from '../db/repositories/hosts';
+import { createHostService } from '../services/hosts';
 import type { IdentityService } from '../services/identity';
+import { authenticateFirst } from './auth';
+import { rejectNulCharacters } from './body';
 import { docsRouter, OPENAPI_PATH } from './docs';
 import { notFoundHandler, problemMiddleware } from './problem';
 import { requestContext } from './request-context';
@@ -44,6 +46,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.set('query parser', 'extended');
   app.use(requestContext(log.child({ component: 'api' })));
   app.use(express.json({ limit: '1mb' }));
+  app.use(rejectNulCharacters);
   app.use(docsRouter());
 
   const heartbeatSeconds = config.host.heartbeatSeconds;
@@ -54,16 +57,11 @@ export function createApp({ config, db, temporal, identity, log, images, validat
     temporal: async () => {
       await temporal.workflowService.describeNamespace({ namespace: config.temporal.namespace });
     },
-    hosts: async () => {
-      const page = await hosts.list(db, { limit: 1000 });
-      const alive = page.items.filter((h) => hosts.isAlive(h, heartbeatSeconds));
-      if (alive.length === 0) {
-        throw new Error(page.items.length === 0 ? 'no host agent has registered yet' : 'no host agent heartbeat is recent');
-      }
-    },
+    hosts: () => createHostService(db, heartbeatSeconds).assertSomeAlive(),
   };
   app.use(healthRouter(probes));
 
+  app.use(authenticateFirst(identity));
   app.use(
     OpenApiValidator.middleware({
       apiSpec: OPENAPI_PATH,

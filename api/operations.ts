@@ -1,10 +1,12 @@
 /**
  * Operations: every mutating call records one (kind, resource, workflow id) and starts its workflow
  * with Stratus's search attributes, so Temporal UI lists every operation of a project or resource.
- * Reading one merges the database row with the workflow's live `progress` query.
+ * Reading one is reading its row: the workflow writes its step progress there at each step it marks.
+ * Only GET /v1/operations/{id} of a still-running operation asks Temporal whether the run has closed
+ * without finishing it (terminated, timed out), with a short deadline.
  */
 import { randomUUID } from 'node:crypto';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import type { Config } from '../core/config';
 import * as operations from '../db/repositories/operations';
@@ -79,29 +81,39 @@ export async function startOperation(
   return launchOperation(deps, op, spec.workflowType, spec.args(op.id));
 }
 
-/** The workflow's `progress` query (and, when asked, whether the run has closed and how). */
-async function liveProgress(handle: WorkflowHandle, withStatus: boolean): Promise<{ progress: Progress | null; closedAs: string | null }> {
+/** How long GET /v1/operations/{id} waits for Temporal to say whether a running operation's run has closed. */
+const DESCRIBE_DEADLINE_MS = 1000;
+
+/** How the run ended ('TERMINATED', 'TIMED_OUT', …), null while running or when Temporal does not answer in time. */
+async function closedAs(deps: OperationDeps, op: operations.Operation): Promise<string | null> {
   try {
-    const [progress, description] = await Promise.all([
-      handle.query<Progress>('progress').catch(() => null),
-      withStatus ? handle.describe() : Promise.resolve(undefined),
-    ]);
-    const status = description?.status.name ?? 'RUNNING';
-    return { progress, closedAs: status === 'RUNNING' ? null : status };
+    const handle = deps.temporal.workflow.getHandle(op.workflowId, op.runId ?? undefined);
+    const description = await deps.temporal.withDeadline(Date.now() + DESCRIBE_DEADLINE_MS, () => handle.describe());
+    const status = description.status.name;
+    return status === 'RUNNING' ? null : status;
   } catch {
-    return { progress: null, closedAs: null };
+    return null;
   }
 }
 
-export async function presentOperation(deps: OperationDeps, op: operations.Operation, withProgress = true): Promise<Schemas['Operation']> {
+/** The progress the workflow last wrote into the operation's row, or null before its first step. */
+export function storedProgress(op: operations.Operation): Schemas['Progress'] | null {
+  const progress = op.progress as Progress | null;
+  return progress ? presentProgress(progress) : null;
+}
+
+/**
+ * The operation as its row has it. `checkRun`: for a running operation, also ask Temporal (with a
+ * deadline) whether its run closed without finishing it; never asked for a finished operation.
+ */
+export async function presentOperation(deps: OperationDeps, op: operations.Operation, checkRun = false): Promise<Schemas['Operation']> {
   let status = op.status;
-  let progress: Progress | null = null;
-  if (withProgress) {
-    const live = await liveProgress(deps.temporal.workflow.getHandle(op.workflowId, op.runId ?? undefined), true);
-    progress = live.progress;
-    // A run that ended without finishing its operation (terminated, timed out) did not succeed.
-    if (status === 'running' && live.closedAs && live.closedAs !== 'COMPLETED') status = 'failed';
+  // A run that ended without finishing its operation (terminated, timed out) did not succeed.
+  if (checkRun && status === 'running') {
+    const closed = await closedAs(deps, op);
+    if (closed && closed !== 'COMPLETED') status = 'failed';
   }
+  const progress = storedProgress(op);
   return {
     id: op.id,
     kind: op.kind,
@@ -109,7 +121,7 @@ export async function presentOperation(deps: OperationDeps, op: operations.Opera
     resource_id: op.resourceId,
     status,
     error: (op.error as Schemas['Fault'] | null) ?? progress?.error ?? null,
-    progress: progress ? presentProgress(progress) : null,
+    progress: progress && { ...progress, status: op.status === 'running' ? progress.status : op.status, current: op.status === 'running' ? progress.current : null },
     created_at: op.createdAt.toISOString(),
     updated_at: op.updatedAt.toISOString(),
     links: {
@@ -134,10 +146,4 @@ export function presentProgress(p: Progress): Schemas['Progress'] {
       ...(s.error ? { error: s.error } : {}),
     })),
   };
-}
-
-/** The live progress of an operation's workflow (one query, no describe), or null when it is not answering. */
-export async function operationProgress(deps: OperationDeps, op: operations.Operation): Promise<Schemas['Progress'] | null> {
-  const { progress } = await liveProgress(deps.temporal.workflow.getHandle(op.workflowId, op.runId ?? undefined), false);
-  return progress ? presentProgress(progress) : null;
 }

@@ -6,6 +6,7 @@
  */
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { DomainError, type FieldErrors } from '../core/errors';
+import { allowedMethods } from './allow';
 import type { components } from '../openapi/types';
 
 type Problem = components['schemas']['Problem'];
@@ -70,6 +71,10 @@ export const problemMiddleware: ErrorRequestHandler = (err: unknown, req, res, n
         : fields.length > 0
           ? fields.map((f) => `${f.field} ${f.message}`).join('; ')
           : (e.message ?? 'invalid request');
+    if (status === 405) {
+      const allow = allowedMethods(req.path);
+      if (allow) res.setHeader('Allow', allow);
+    }
     return sendProblem(res, status, detail, status === 404 ? [] : fields);
   }
   req.log.error({ err }, 'unhandled error');

@@ -1128,7 +1128,7 @@ export interface components {
     parameters: {
         /** @description Page size */
         limit: number;
-        /** @description The `next` cursor of the previous page */
+        /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
         marker: string;
     };
     requestBodies: never;
@@ -1220,6 +1220,8 @@ export interface operations {
             };
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getCurrentToken: {
@@ -1240,6 +1242,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenInfo"];
                 };
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
         };
     };
@@ -1259,6 +1262,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
         };
     };
@@ -1286,6 +1290,7 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
         };
     };
@@ -1294,7 +1299,7 @@ export interface operations {
             query?: {
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
-                /** @description The `next` cursor of the previous page */
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
                 marker?: components["parameters"]["marker"];
             };
             header?: never;
@@ -1350,6 +1355,8 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getProject: {
@@ -1395,6 +1402,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
@@ -1434,6 +1442,8 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     listUsers: {
@@ -1441,7 +1451,7 @@ export interface operations {
             query?: {
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
-                /** @description The `next` cursor of the previous page */
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
                 marker?: components["parameters"]["marker"];
             };
             header?: never;
@@ -1498,7 +1508,10 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getUser: {
@@ -1544,6 +1557,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
@@ -1585,6 +1599,8 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     listRoleAssignments: {
@@ -1673,7 +1689,7 @@ export interface operations {
             query?: {
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
-                /** @description The `next` cursor of the previous page */
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
                 marker?: components["parameters"]["marker"];
             };
             header?: never;
@@ -1719,6 +1735,7 @@ export interface operations {
                     "application/json": components["schemas"]["Host"];
                 };
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
@@ -1758,6 +1775,8 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     listServerGroups: {
@@ -1780,6 +1799,7 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
         };
     };
@@ -1811,6 +1831,8 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getServerGroup: {
@@ -1923,6 +1945,8 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     listServers: {
@@ -1930,7 +1954,7 @@ export interface operations {
             query?: {
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
-                /** @description The `next` cursor of the previous page */
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
                 marker?: components["parameters"]["marker"];
             };
             header?: never;
@@ -2016,6 +2040,8 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
         };
     };
@@ -2105,6 +2131,8 @@ export interface operations {
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getServerConsole: {
@@ -2196,6 +2224,8 @@ export interface operations {
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     detachVolume: {
@@ -2232,7 +2262,7 @@ export interface operations {
             query?: {
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
-                /** @description The `next` cursor of the previous page */
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
                 marker?: components["parameters"]["marker"];
             };
             header?: never;
@@ -2291,6 +2321,9 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getVolume: {
@@ -2376,7 +2409,7 @@ export interface operations {
             query?: {
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
-                /** @description The `next` cursor of the previous page */
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
                 marker?: components["parameters"]["marker"];
             };
             header?: never;
@@ -2434,6 +2467,8 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getImage: {
@@ -2519,6 +2554,8 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     downloadImageFile: {
@@ -2595,7 +2632,7 @@ export interface operations {
             query?: {
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
-                /** @description The `next` cursor of the previous page */
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
                 marker?: components["parameters"]["marker"];
             };
             header?: never;
@@ -2653,6 +2690,8 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getFlavor: {
@@ -2710,7 +2749,7 @@ export interface operations {
             query?: {
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
-                /** @description The `next` cursor of the previous page */
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
                 marker?: components["parameters"]["marker"];
             };
             header?: never;
@@ -2763,6 +2802,8 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getNetwork: {
@@ -2821,7 +2862,7 @@ export interface operations {
                 network_id?: string;
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
-                /** @description The `next` cursor of the previous page */
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
                 marker?: components["parameters"]["marker"];
             };
             header?: never;
@@ -2884,6 +2925,8 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getSubnet: {
@@ -2944,7 +2987,7 @@ export interface operations {
                 device_id?: string;
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
-                /** @description The `next` cursor of the previous page */
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
                 marker?: components["parameters"]["marker"];
             };
             header?: never;
@@ -3001,6 +3044,8 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     getPort: {

@@ -13,6 +13,11 @@ import * as users from '../db/repositories/users';
 import { hashPassword, verifyPassword } from './passwords';
 
 import type { RoleName } from '../db/repositories/roles';
+import type { Page, PageRequest } from '../db/types';
+
+export type Project = projects.Project;
+export type ProjectChanges = projects.ProjectChanges;
+export type User = users.User;
 
 export type Role = RoleName;
 
@@ -122,6 +127,19 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
     },
 
     // --- projects ---------------------------------------------------------------------------
+    listProjects(page: PageRequest): Promise<Page<Project>> {
+      return projects.list(db, page);
+    },
+    createProject(input: projects.NewProject): Promise<Project> {
+      return projects.create(db, input);
+    },
+    /** No one disables the project of their own token (they would lock themselves out). */
+    updateProject(auth: AuthContext, id: string, changes: ProjectChanges): Promise<Project> {
+      if (changes.enabled === false && id === auth.project.id) {
+        throw new InvalidInput('you cannot disable the project your token is scoped to', [{ field: 'body.enabled', message: 'is the caller\'s project' }]);
+      }
+      return projects.update(db, id, changes);
+    },
     async getProject(auth: AuthContext, id: string) {
       const project = await projects.getById(db, id);
       // Non-admins see only their own project; others are "not found", not "forbidden".
@@ -138,6 +156,9 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
     },
 
     // --- users ------------------------------------------------------------------------------
+    listUsers(page: PageRequest): Promise<Page<User>> {
+      return users.list(db, page);
+    },
     async createUser(input: { name: string; password: string; enabled?: boolean; defaultProjectId?: string | null }) {
       await assertProjectExists(input.defaultProjectId, 'body.default_project_id');
       return users.create(db, {
@@ -159,6 +180,9 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
       patch: { name?: string; password?: string; enabled?: boolean; defaultProjectId?: string | null },
     ) {
       const self = id === auth.user.id;
+      if (self && patch.enabled === false) {
+        throw new InvalidInput('you cannot disable yourself', [{ field: 'body.enabled', message: 'is the caller' }]);
+      }
       if (!hasRole(auth, 'admin')) {
         if (!self) throw new NotFound(`user ${id} not found`);
         const others = Object.keys(patch).filter((k) => k !== 'password');
@@ -179,11 +203,18 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
     },
 
     // --- role assignments -------------------------------------------------------------------
+    listAssignments(filter: { userId?: string; projectId?: string }) {
+      return roleAssignments.listAssignments(db, filter);
+    },
     async assignRole(projectId: string, userId: string, role: Role) {
       await assertUserAndProject(userId, projectId);
       await roleAssignments.assign(db, { userId, projectId, role });
     },
-    async revokeRole(projectId: string, userId: string, role: Role) {
+    /** No admin revokes their own admin role on the project of their token (they would lock themselves out). */
+    async revokeRole(projectId: string, userId: string, role: Role, auth?: AuthContext) {
+      if (auth && role === 'admin' && userId === auth.user.id && projectId === auth.project.id) {
+        throw new InvalidInput('you cannot revoke your own admin role on the project of your token', [{ field: 'path.role', message: 'is the caller\'s admin role' }]);
+      }
       await assertUserAndProject(userId, projectId);
       await roleAssignments.revoke(db, { userId, projectId, role });
     },

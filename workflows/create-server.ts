@@ -41,7 +41,7 @@ export function createServerWorkflowId(serverId: string): string {
 
 export async function createServer(input: CreateServerInput): Promise<CreateServerResult> {
   const { serverId, projectId } = input;
-  const t = new OperationTracker(CREATE_STEPS);
+  const t = new OperationTracker(CREATE_STEPS, input.operationId);
   // New volumes get their ids here (uuid4 is deterministic in a workflow), so every retry names the same rows.
   const volumeRequests: ServerVolumeRequest[] = input.volumes.map((v) => ('volumeId' in v ? v : { ...v, newVolumeId: uuid4() }));
   const newVolumeIds = volumeRequests.flatMap((v) => ('newVolumeId' in v ? [v.newVolumeId] : []));

@@ -15,7 +15,7 @@ export function deleteServerWorkflowId(serverId: string): string {
 
 export async function deleteServer(input: { serverId: string; operationId: string }): Promise<void> {
   const { serverId } = input;
-  const t = new OperationTracker(DELETE_STEPS);
+  const t = new OperationTracker(DELETE_STEPS, input.operationId);
   try {
     const server = await conductor.setServerState({ serverId, taskState: 'deleting' });
     const ports = await conductor.portsOfServer({ serverId });

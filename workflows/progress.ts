@@ -1,9 +1,11 @@
 /**
- * Step-by-step progress of an operation workflow, answered by the `progress` query (the API merges it
- * into GET /v1/servers/{id} and GET /v1/operations/{id}), plus the saga's compensation stack.
+ * Step-by-step progress of an operation workflow, plus the saga's compensation stack. Written into the
+ * operation's row at each step start, step end and compensation (a local activity, ~1 ms), which is
+ * what GET /v1/servers/{id} and GET /v1/operations/{id} read; also answered by the `progress` query.
  * Deterministic: times come from the workflow clock.
  */
-import { ActivityFailure, ApplicationFailure, defineQuery, setHandler, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, defineQuery, patched, proxyLocalActivities, setHandler, TimeoutFailure } from '@temporalio/workflow';
+import type { ComputeControlActivities } from '../activities/compute/control';
 
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'compensated';
 
@@ -34,6 +36,13 @@ export interface Progress {
 
 export const progressQuery = defineQuery<Progress>('progress');
 
+const progressWriter = proxyLocalActivities<Pick<ComputeControlActivities, 'recordOperationProgress'>>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '100 ms', maximumInterval: '1 second', maximumAttempts: 3 },
+});
+/** Histories recorded before progress was written to the database replay without these writes. */
+const PROGRESS_ROWS_PATCH = 'progress-rows';
+
 /** The failure's type, as a fault code: the ApplicationFailure type, or what kind of failure it was. */
 export function faultCode(err: unknown): string {
   let cause: unknown = err;
@@ -55,8 +64,17 @@ export function faultMessage(err: unknown): string {
 export class OperationTracker {
   readonly progress: Progress;
   private readonly compensations: Array<{ step: string; undo: () => Promise<unknown> }> = [];
+  private seq = 0;
+  /** The progress writes in flight, chained so they land in order. */
+  private writes: Promise<void> = Promise.resolve();
+  private readonly lastStep: string | undefined;
 
-  constructor(stepNames: readonly string[]) {
+  /** `operationId`: the operation row the progress is written into (none: only the query answers it). */
+  constructor(
+    stepNames: readonly string[],
+    private readonly operationId?: string,
+  ) {
+    this.lastStep = stepNames[stepNames.length - 1];
     this.progress = {
       status: 'running',
       current: null,
@@ -76,6 +94,19 @@ export class OperationTracker {
     return step;
   }
 
+  /**
+   * Writes the progress (as it is now) into the operation's row, after the writes before it. Best
+   * effort: a failed write never fails the operation. Awaiting the result is optional: a step's start
+   * is written while the step runs.
+   */
+  private save(): Promise<void> {
+    if (!this.operationId || !patched(PROGRESS_ROWS_PATCH)) return Promise.resolve();
+    this.seq += 1;
+    const request = { operationId: this.operationId, progress: JSON.parse(JSON.stringify(this.progress)) as Progress, seq: this.seq };
+    this.writes = this.writes.then(() => progressWriter.recordOperationProgress(request).catch(() => undefined));
+    return this.writes;
+  }
+
   /** Runs one step, recording start/end/attempts/error. A failure is rethrown with the step attached. */
   async run<T>(name: string, work: () => Promise<T>): Promise<T> {
     const step = this.stepOf(name);
@@ -85,15 +116,18 @@ export class OperationTracker {
     delete step.endedAt;
     delete step.error;
     this.progress.current = name;
+    void this.save(); // written while the step runs; the next step's start records this one's end
     try {
       const result = await work();
       step.status = 'done';
       step.endedAt = new Date().toISOString();
+      if (name === this.lastStep) await this.save();
       return result;
     } catch (err) {
       step.status = 'failed';
       step.endedAt = new Date().toISOString();
       step.error = faultMessage(err);
+      await this.save();
       throw new StepFailed(name, err);
     }
   }
@@ -111,6 +145,7 @@ export class OperationTracker {
       const step = this.stepOf(c.step);
       if (step.status === 'done' || step.status === 'failed') step.status = 'compensated';
     }
+    if (undo.length > 0) await this.save();
   }
 
   get mark(): number {

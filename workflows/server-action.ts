@@ -17,7 +17,7 @@ export function serverActionWorkflowId(serverId: string, operationId: string): s
 
 export async function serverAction(input: { serverId: string; operationId: string; action: PowerAction }): Promise<void> {
   const { serverId, action } = input;
-  const t = new OperationTracker([action]);
+  const t = new OperationTracker([action], input.operationId);
   try {
     await t.run(action, async () => {
       const server = await conductor.setServerState({ serverId, taskState: TASK_STATE[action] });

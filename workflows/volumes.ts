@@ -21,7 +21,7 @@ export async function createVolume(input: {
   imageId?: string;
 }): Promise<void> {
   const { volumeId } = input;
-  const t = new OperationTracker(['select_image', 'schedule', 'create']);
+  const t = new OperationTracker(['select_image', 'schedule', 'create'], input.operationId);
   let host: string | undefined;
   try {
     let image: ImageForHost | undefined;
@@ -49,7 +49,7 @@ export async function createVolume(input: {
 }
 
 export async function deleteVolume(input: { volumeId: string; operationId: string; host: string | null }): Promise<void> {
-  const t = new OperationTracker(['delete']);
+  const t = new OperationTracker(['delete'], input.operationId);
   try {
     const host = input.host;
     await t.run('delete', async () => {
@@ -73,7 +73,7 @@ export async function attachVolume(input: {
   device: string;
   operationId: string;
 }): Promise<void> {
-  const t = new OperationTracker(['attach']);
+  const t = new OperationTracker(['attach'], input.operationId);
   const { volumeId, serverId } = input;
   try {
     await t.run('attach', () =>
@@ -97,7 +97,7 @@ export async function attachVolume(input: {
 }
 
 export async function detachVolume(input: { volumeId: string; serverId: string; host: string; operationId: string }): Promise<void> {
-  const t = new OperationTracker(['detach']);
+  const t = new OperationTracker(['detach'], input.operationId);
   const { volumeId, serverId } = input;
   try {
     await t.run('detach', () =>

@@ -185,6 +185,11 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
       });
     },
 
+    /** The workflow's step progress, written into its operation's row (read by GET /v1/servers/{id} and /v1/operations/{id}). */
+    async recordOperationProgress(req: { operationId: string; progress: unknown; seq: number }): Promise<void> {
+      await operations.recordProgress(db, req.operationId, req.progress, req.seq);
+    },
+
     async finishOperation(req: { operationId: string; status: 'succeeded' | 'failed'; error?: operations.OperationError }): Promise<void> {
       await operations.finish(db, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) });
     },

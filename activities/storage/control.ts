@@ -10,6 +10,7 @@ import * as quotas from '../../db/repositories/quotas';
 import * as volumes from '../../db/repositories/volumes';
 import { explainRejections, schedule } from '../../services/scheduler';
 import { DEFAULT_PLACEMENT, loadHostStates, schedulerConfig, type PlacementSettings } from '../compute/placement';
+import { deviceFor } from '../../services/volumes';
 import type { VolumeOnHost } from '../compute/types';
 import { poolVolumeFor, serialFor, type HostVolumeCreate } from './types';
 
@@ -17,11 +18,6 @@ import { poolVolumeFor, serialFor, type HostVolumeCreate } from './types';
 export type ServerVolumeRequest =
   | { volumeId: string }
   | { newVolumeId: string; sizeGb: number; deleteOnTermination?: boolean };
-
-/** Disk targets after the root disk (vda). */
-export function deviceFor(index: number): string {
-  return `vd${String.fromCharCode('b'.charCodeAt(0) + index)}`;
-}
 
 function asFailure(err: unknown): never {
   if (err instanceof Conflict) throw ApplicationFailure.nonRetryable(err.message, 'VolumeNotAvailable');

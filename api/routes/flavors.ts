@@ -4,15 +4,15 @@
  */
 import { Router } from 'express';
 import type { Knex } from 'knex';
-import { NotFound } from '../../core/errors';
-import * as flavors from '../../db/repositories/flavors';
-import type { components, operations } from '../../openapi/types';
-import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
-import { adminOnly, authenticate, callerOf } from '../auth';
+import type { components } from '../../openapi/types';
+import { createFlavorService, type Flavor } from '../../services/flavors';
+import type { IdentityService } from '../../services/identity';
+import { authenticate, callerOf } from '../auth';
+import type { JsonBody } from '../body';
 import { pageQuery } from '../pagination';
 import { bodyFields } from './networks';
 
-function presentFlavor(f: flavors.Flavor): components['schemas']['Flavor'] {
+function presentFlavor(f: Flavor): components['schemas']['Flavor'] {
   return {
     id: f.id,
     name: f.name,
@@ -27,26 +27,19 @@ function presentFlavor(f: flavors.Flavor): components['schemas']['Flavor'] {
 const BODY_FIELDS = ['name', 'vcpus', 'ram_mb', 'disk_gb', 'is_public'];
 
 export function flavorsRouter({ db, identity }: { db: Knex; identity: IdentityService }): Router {
+  const flavors = createFlavorService(db);
   const router = Router();
   router.use('/v1/flavors', authenticate(identity));
 
-  /** A private flavor is "not found" to non-admins, like another project's resources. */
-  async function visibleFlavor(auth: AuthContext, id: string): Promise<flavors.Flavor> {
-    const flavor = await flavors.get(db, id);
-    if (!flavor || (!flavor.isPublic && !hasRole(auth, 'admin'))) throw new NotFound(`flavor ${id} not found`);
-    return flavor;
-  }
-
   router.get('/v1/flavors', async (req, res) => {
-    const auth = callerOf(req);
-    const page = await flavors.list(db, { ...pageQuery(req), ...(hasRole(auth, 'admin') ? {} : { isPublic: true }) });
+    const page = await flavors.list(callerOf(req), pageQuery(req));
     res.json({ flavors: page.items.map(presentFlavor), next: page.next });
   });
 
-  router.post('/v1/flavors', adminOnly, async (req, res) => {
-    const body = req.body as operations['createFlavor']['requestBody']['content']['application/json'];
+  router.post('/v1/flavors', async (req, res) => {
+    const body = req.body as JsonBody<'createFlavor'>;
     const flavor = await bodyFields(BODY_FIELDS, () =>
-      flavors.create(db, {
+      flavors.create(callerOf(req), {
         name: body.name,
         vcpus: body.vcpus,
         ramMb: body.ram_mb,
@@ -59,11 +52,11 @@ export function flavorsRouter({ db, identity }: { db: Knex; identity: IdentitySe
   });
 
   router.get('/v1/flavors/:flavor_id', async (req, res) => {
-    res.json(presentFlavor(await visibleFlavor(callerOf(req), req.params.flavor_id as string)));
+    res.json(presentFlavor(await flavors.get(callerOf(req), req.params.flavor_id as string)));
   });
 
-  router.delete('/v1/flavors/:flavor_id', adminOnly, async (req, res) => {
-    await flavors.remove(db, req.params.flavor_id as string);
+  router.delete('/v1/flavors/:flavor_id', async (req, res) => {
+    await flavors.remove(callerOf(req), req.params.flavor_id as string);
     res.status(204).end();
   });
 

@@ -2,11 +2,8 @@
 import { Router } from 'express';
 import type { Config } from '../../core/config';
 import type { Knex } from 'knex';
-import * as projects from '../../db/repositories/projects';
-import * as roleAssignments from '../../db/repositories/roles';
-import * as users from '../../db/repositories/users';
 import type { components } from '../../openapi/types';
-import type { AuthContext, IdentityService, Role } from '../../services/identity';
+import type { AuthContext, IdentityService, Project, ProjectChanges, Role, User } from '../../services/identity';
 import { adminOnly, authenticate, callerOf } from '../auth';
 import { pageQuery } from '../pagination';
 
@@ -14,11 +11,11 @@ type Schemas = components['schemas'];
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 
-function presentProject(p: projects.Project): Schemas['Project'] {
+function presentProject(p: Project): Schemas['Project'] {
   return { id: p.id, name: p.name, description: p.description, enabled: p.enabled, created_at: iso(p.createdAt) };
 }
 
-function presentUser(u: users.User): Schemas['User'] {
+function presentUser(u: User): Schemas['User'] {
   return { id: u.id, name: u.name, enabled: u.enabled, default_project_id: u.defaultProjectId, created_at: iso(u.createdAt) };
 }
 
@@ -32,7 +29,7 @@ export interface IdentityRoutesDeps {
   config: Pick<Config, 'api' | 'temporal'>;
 }
 
-export function identityRouter({ db, identity, config }: IdentityRoutesDeps): Router {
+export function identityRouter({ identity, config }: IdentityRoutesDeps): Router {
   const router = Router();
   const authed = authenticate(identity);
 
@@ -67,11 +64,11 @@ export function identityRouter({ db, identity, config }: IdentityRoutesDeps): Ro
 
   // --- projects ---------------------------------------------------------------------------
   router.get('/v1/projects', authed, adminOnly, async (req, res) => {
-    const page = await projects.list(db, pageQuery(req));
+    const page = await identity.listProjects(pageQuery(req));
     res.json({ projects: page.items.map(presentProject), next: page.next });
   });
   router.post('/v1/projects', authed, adminOnly, async (req, res) => {
-    const project = await projects.create(db, req.body as { name: string; description?: string; enabled?: boolean });
+    const project = await identity.createProject(req.body as { name: string; description?: string; enabled?: boolean });
     res.status(201).json(presentProject(project));
   });
   router.get('/v1/projects/:project_id', authed, async (req, res) => {
@@ -79,7 +76,7 @@ export function identityRouter({ db, identity, config }: IdentityRoutesDeps): Ro
   });
   router.patch('/v1/projects/:project_id', authed, adminOnly, async (req, res) => {
     const id = req.params.project_id as string;
-    res.json(presentProject(await projects.update(db, id, req.body as projects.ProjectChanges)));
+    res.json(presentProject(await identity.updateProject(callerOf(req), id, req.body as ProjectChanges)));
   });
   router.delete('/v1/projects/:project_id', authed, adminOnly, async (req, res) => {
     await identity.deleteProject(req.params.project_id as string);
@@ -88,7 +85,7 @@ export function identityRouter({ db, identity, config }: IdentityRoutesDeps): Ro
 
   // --- users ------------------------------------------------------------------------------
   router.get('/v1/users', authed, adminOnly, async (req, res) => {
-    const page = await users.list(db, pageQuery(req));
+    const page = await identity.listUsers(pageQuery(req));
     res.json({ users: page.items.map(presentUser), next: page.next });
   });
   router.post('/v1/users', authed, adminOnly, async (req, res) => {
@@ -124,7 +121,7 @@ export function identityRouter({ db, identity, config }: IdentityRoutesDeps): Ro
       ...(typeof req.query.user_id === 'string' ? { userId: req.query.user_id } : {}),
       ...(typeof req.query.project_id === 'string' ? { projectId: req.query.project_id } : {}),
     };
-    const rows = await roleAssignments.listAssignments(db, filter);
+    const rows = await identity.listAssignments(filter);
     res.json({
       role_assignments: rows.map((r) => ({ user_id: r.userId, project_id: r.projectId, role: r.role as Role })),
       next: null,
@@ -137,7 +134,7 @@ export function identityRouter({ db, identity, config }: IdentityRoutesDeps): Ro
   });
   router.delete('/v1/projects/:project_id/users/:user_id/roles/:role', authed, adminOnly, async (req, res) => {
     const { project_id, user_id, role } = req.params as { project_id: string; user_id: string; role: Role };
-    await identity.revokeRole(project_id, user_id, role);
+    await identity.revokeRole(project_id, user_id, role, callerOf(req));
     res.status(204).end();
   });
 

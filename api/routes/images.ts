@@ -12,19 +12,20 @@ import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { Conflict, Forbidden, NotFound, Unauthorized } from '../../core/errors';
-import * as images from '../../db/repositories/images';
 import type { ImageUrlSigner } from '../../images/signed-url';
 import type { ImageStore } from '../../images/store';
 import type { components } from '../../openapi/types';
-import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
+import type { IdentityService } from '../../services/identity';
+import { createImageService, type Image, type ImageChanges } from '../../services/images';
 import { authenticate, callerOf } from '../auth';
+import type { JsonBody } from '../body';
 import { pageQuery } from '../pagination';
 
 type Schemas = components['schemas'];
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 
-export function presentImage(i: images.Image): Schemas['Image'] {
+export function presentImage(i: Image): Schemas['Image'] {
   return {
     id: i.id,
     name: i.name,
@@ -74,39 +75,11 @@ function uploadStream(req: Request): Readable {
   return body;
 }
 
-/** Members and admins change images; readers only look. */
-function requireWriter(auth: AuthContext): void {
-  if (!hasRole(auth, 'admin', 'member')) throw new Forbidden('the reader role cannot change images');
-}
-
-function requireAdminForPublic(auth: AuthContext, visibility: images.ImageVisibility | undefined): void {
-  if (visibility === 'public' && !hasRole(auth, 'admin')) {
-    throw new Forbidden('only an admin may make an image public', [{ field: 'body.visibility', message: 'public needs the admin role' }]);
-  }
-}
-
 export function imagesRouter({ db, identity, store, signer }: ImageRoutesDeps): Router {
   const router = Router();
   const authed = authenticate(identity);
 
-  /** The image as the caller may see it: its project's own or public (admins see every image). */
-  async function visibleImage(auth: AuthContext, id: string): Promise<images.Image> {
-    const image = await images.get(db, id);
-    if (!image || (!hasRole(auth, 'admin') && !images.isVisibleTo(image, auth.project.id))) {
-      throw new NotFound(`image ${id} not found`);
-    }
-    return image;
-  }
-
-  /** The image the caller may change: its project's own (admins: any), with a writer role. */
-  async function ownImage(auth: AuthContext, id: string): Promise<images.Image> {
-    const image = await visibleImage(auth, id);
-    if (image.projectId !== auth.project.id && !hasRole(auth, 'admin')) {
-      throw new Forbidden(`image ${id} belongs to another project`);
-    }
-    requireWriter(auth);
-    return image;
-  }
+  const images = createImageService(db);
 
   /** A signed URL (`?expires=&signature=`) stands in for the token on downloads; else the bearer token. */
   const signedOrAuthed: RequestHandler = (req, res, next) => {
@@ -123,18 +96,13 @@ export function imagesRouter({ db, identity, store, signer }: ImageRoutesDeps): 
   };
 
   router.get('/v1/images', authed, async (req, res) => {
-    const page = await images.listVisible(db, { ...pageQuery(req), projectId: callerOf(req).project.id });
+    const page = await images.list(callerOf(req), pageQuery(req));
     res.json({ images: page.items.map(presentImage), next: page.next });
   });
 
   router.post('/v1/images', authed, async (req, res) => {
-    const auth = callerOf(req);
-    requireWriter(auth);
-    const body = req.body as Required<Pick<Schemas['Image'], 'name' | 'disk_format'>> &
-      Partial<Pick<Schemas['Image'], 'min_disk_gb' | 'min_ram_mb' | 'visibility' | 'protected' | 'properties'>>;
-    requireAdminForPublic(auth, body.visibility);
-    const image = await images.create(db, {
-      projectId: auth.project.id,
+    const body = req.body as JsonBody<'createImage'>;
+    const image = await images.create(callerOf(req), {
       name: body.name,
       diskFormat: body.disk_format,
       ...(body.min_disk_gb !== undefined ? { minDiskGb: body.min_disk_gb } : {}),
@@ -148,22 +116,16 @@ export function imagesRouter({ db, identity, store, signer }: ImageRoutesDeps): 
   });
 
   router.get('/v1/images/:image_id', authed, async (req, res) => {
-    res.json(presentImage(await visibleImage(callerOf(req), req.params.image_id as string)));
+    res.json(presentImage(await images.get(callerOf(req), req.params.image_id as string)));
   });
 
   router.patch('/v1/images/:image_id', authed, async (req, res) => {
-    const auth = callerOf(req);
-    const id = req.params.image_id as string;
-    await ownImage(auth, id);
-    const body = req.body as images.ImageChanges;
-    requireAdminForPublic(auth, body.visibility);
-    res.json(presentImage(await images.update(db, id, body)));
+    res.json(presentImage(await images.update(callerOf(req), req.params.image_id as string, req.body as ImageChanges)));
   });
 
   router.delete('/v1/images/:image_id', authed, async (req, res) => {
     const id = req.params.image_id as string;
-    await ownImage(callerOf(req), id);
-    await images.remove(db, id);
+    await images.remove(callerOf(req), id);
     // The row is gone first: no one can start using the image while its bytes are removed.
     await store.delete(id).catch((err: unknown) => req.log.error({ err, image: id }, 'image deleted, but its data could not be removed'));
     req.log.info({ image: id }, 'image deleted');
@@ -174,19 +136,19 @@ export function imagesRouter({ db, identity, store, signer }: ImageRoutesDeps): 
     const id = req.params.image_id as string;
     const started = Date.now();
     try {
-      const image = await ownImage(callerOf(req), id);
+      const image = await images.own(callerOf(req), id);
       // queued → saving in one statement: a second upload (or one racing this) is 409.
-      await images.transition(db, id, ['queued'], 'saving');
+      await images.transition(id, ['queued'], 'saving');
       let stored;
       try {
         stored = await store.put(id, uploadStream(req), { diskFormat: image.diskFormat });
       } catch (err) {
-        await images.transition(db, id, ['saving'], 'queued').catch(() => undefined); // deleted meanwhile: nothing to undo
+        await images.transition(id, ['saving'], 'queued').catch(() => undefined); // deleted meanwhile: nothing to undo
         throw err;
       }
-      let active: images.Image;
+      let active: Image;
       try {
-        active = await images.transition(db, id, ['saving'], 'active', { sizeBytes: stored.sizeBytes, checksumSha256: stored.sha256 });
+        active = await images.transition(id, ['saving'], 'active', { sizeBytes: stored.sizeBytes, checksumSha256: stored.sha256 });
       } catch (err) {
         await store.delete(id); // the image was deleted during the upload: drop what was stored
         throw err;
@@ -210,7 +172,7 @@ export function imagesRouter({ db, identity, store, signer }: ImageRoutesDeps): 
 
   router.get('/v1/images/:image_id/file', signedOrAuthed, async (req, res) => {
     const id = req.params.image_id as string;
-    const image = res.locals.signedUrl === true ? await images.get(db, id) : await visibleImage(callerOf(req), id);
+    const image = res.locals.signedUrl === true ? await images.getBySignedUrl(id) : await images.get(callerOf(req), id);
     if (!image) throw new NotFound(`image ${id} not found`);
     if (image.status !== 'active' || image.sizeBytes === null || image.checksumSha256 === null) {
       throw new Conflict(`image ${id} has no data (status ${image.status})`);

@@ -1,49 +1,22 @@
 /**
- * Nova's routes: servers, their actions, console and volume attachments. Everything a request
- * refers to is checked here, before any workflow starts, so bad input is a 4xx naming the field and
- * nothing is created; then the operation's workflow does the work and the call answers 202.
+ * Nova's routes: servers, their actions, console and volume attachments. Each route parses, asks the
+ * compute service (services/compute.ts: the rules, checked before any workflow starts, so bad input
+ * is a 4xx naming the field and nothing is created), starts the operation's workflow and answers 202.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Router, type Request } from 'express';
-import { Conflict, InvalidInput, NotFound } from '../../core/errors';
-import * as flavors from '../../db/repositories/flavors';
-import * as networks from '../../db/repositories/networks';
-import * as operations from '../../db/repositories/operations';
-import * as ports from '../../db/repositories/ports';
-import * as servers from '../../db/repositories/servers';
-import * as volumes from '../../db/repositories/volumes';
-import type { QuotaLimits } from '../../db/repositories/quotas';
-import * as serverGroups from '../../db/repositories/server-groups';
-import { checkPlacementRequest, holdServerRequest, releaseServerRequest } from '../../services/server-requests';
-import { assertImageUsable } from '../../activities/image/control';
-import { domainNameFor } from '../../activities/compute/types';
-import { deviceFor } from '../../activities/storage/control';
-import type { components } from '../../openapi/types';
-import { CONDUCTOR_TASK_QUEUE } from '../../temporal/constants';
+import { Conflict } from '../../core/errors';
 import type { CreateServerInput } from '../../workflows/create-server';
-import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
+import { createComputeService, readServerConsole, serverIdForKey, type CreateServerBody, type Server } from '../../services/compute';
+import type { QuotaLimits } from '../../services/compute';
+import type { AuthContext, IdentityService } from '../../services/identity';
 import { authenticate, callerOf, requireWriter } from '../auth';
-import { launchOperation, operationProgress, presentOperation, recordOperation, startOperation, type OperationDeps } from '../operations';
+import type { JsonBody } from '../body';
+import { launchOperation, presentOperation, recordOperation, startOperation, type OperationDeps } from '../operations';
 import { pageQuery } from '../pagination';
+import { presentServer } from '../presenters/servers';
 
-type Schemas = components['schemas'];
-type CreateBody = {
-  name: string;
-  flavor_id: string;
-  image_id: string;
-  networks?: Array<{ network_id?: string; port_id?: string; fixed_ip?: string }>;
-  volumes?: Array<{ volume_id?: string; size_gb?: number; delete_on_termination?: boolean }>;
-  metadata?: Record<string, string>;
-  availability_zone?: string;
-  group_id?: string;
-};
-
-/** A server id derived from (project, Idempotency-Key): the same key always names the same server. */
-export function serverIdForKey(projectId: string, key: string): string {
-  const h = createHash('sha256').update(`${projectId}\0${key}`).digest('hex');
-  // Shaped as a version-5-style UUID (variant bits set) so it passes uuid validation everywhere.
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
+export { serverIdForKey };
 
 const CONSOLE_POLL_MS = 1000;
 const STREAM_WINDOW_BYTES = 1024 * 1024;
@@ -52,177 +25,46 @@ const STREAM_WINDOW_BYTES = 1024 * 1024;
 const TASK_STATE_OF = { start: 'powering-on', stop: 'powering-off', reboot: 'rebooting' } as const;
 
 export function serversRouter(deps: OperationDeps & { identity: IdentityService; quotaDefaults: QuotaLimits }): Router {
-  const { db } = deps;
+  const compute = createComputeService(deps.db);
   const router = Router();
   router.use(['/v1/servers', '/v1/operations'], authenticate(deps.identity));
 
-  /** The caller's server, or 404 (another project's server does not exist for them). */
-  async function visibleServer(auth: AuthContext, id: string): Promise<servers.Server> {
-    const server = await servers.get(db, id);
-    if (!server || server.status === 'DELETED' || (server.projectId !== auth.project.id && !hasRole(auth, 'admin'))) {
-      throw new NotFound(`server ${id} not found`);
-    }
-    return server;
-  }
-
-
-  async function present(auth: AuthContext, server: servers.Server, withProgress: boolean): Promise<Schemas['Server']> {
-    const [flavor, serverPorts, serverVolumes, ops, group] = await Promise.all([
-      server.flavorId ? flavors.get(db, server.flavorId) : null,
-      ports.listByDevice(db, server.id),
-      volumes.list(db, { limit: 100, serverId: server.id }),
-      operations.listByResource(db, server.id),
-      serverGroups.groupOf(db, server.id),
-    ]);
-    const latest = ops[ops.length - 1];
-    const busy = server.status === 'BUILD' || server.taskState !== null;
-    const progress = withProgress && busy && latest ? await operationProgress(deps, latest) : null;
-    const self = `${deps.config.api.publicUrl}/v1/servers/${server.id}`;
-    return {
-      id: server.id,
-      name: server.name,
-      status: server.status,
-      task_state: server.taskState,
-      power_state: server.powerState,
-      ...(hasRole(auth, 'admin') ? { host: server.host } : {}),
-      flavor: flavor
-        ? { id: flavor.id, name: flavor.name, vcpus: flavor.vcpus, ram_mb: flavor.ramMb, disk_gb: flavor.diskGb }
-        : { id: server.flavorId ?? '00000000-0000-0000-0000-000000000000', name: '(deleted)', vcpus: 0, ram_mb: 0, disk_gb: 0 },
-      image_id: server.imageId,
-      addresses: serverPorts.map((p) => ({ network_id: p.networkId, port_id: p.id, ip: p.fixedIp, mac_address: p.mac })),
-      volumes_attached: serverVolumes.items
-        .filter((v) => v.status !== 'deleted' && v.status !== 'deleting')
-        .map((v) => ({ id: v.id, device: v.device })),
-      metadata: server.metadata,
-      fault: server.fault,
-      progress,
-      availability_zone: server.availabilityZone,
-      group_id: group?.id ?? null,
-      ...(hasRole(auth, 'admin') ? { placement: server.placement } : {}),
-      created_at: server.createdAt.toISOString(),
-      updated_at: server.updatedAt.toISOString(),
-      links: {
-        self,
-        ...(latest ? { operation: `${deps.config.api.publicUrl}/v1/operations/${latest.id}` } : {}),
-        ...(latest ? { temporal_ui: (await presentOperation(deps, latest, false)).links.temporal_ui } : {}),
-      },
-    };
-  }
+  const present = async (auth: AuthContext, server: Server) => presentServer(deps.config, auth, (await compute.details([server]))[0]!);
 
   /** When a task's workflow could not start: the server is idle again, and the error goes on. */
   function releaseTask(serverId: string) {
     return async (err: unknown): Promise<never> => {
-      await servers.update(db, serverId, { taskState: null }).catch(() => undefined);
+      await compute.releaseTask(serverId);
       throw err;
-    };
-  }
-
-  /** Checks every reference of a create request; throws 400/404/409 naming the field. */
-  async function resolveCreate(auth: AuthContext, body: CreateBody): Promise<Omit<CreateServerInput, 'serverId' | 'operationId'>> {
-    const flavor = await flavors.get(db, body.flavor_id);
-    if (!flavor || (!flavor.isPublic && !hasRole(auth, 'admin'))) {
-      throw new InvalidInput(`flavor ${body.flavor_id} does not exist`, [{ field: 'body.flavor_id', message: 'no such flavor' }]);
-    }
-    await assertImageUsable(db, { imageId: body.image_id, projectId: auth.project.id, flavor });
-
-    const networkRequests: CreateServerInput['networks'] = [];
-    for (const [i, n] of (body.networks ?? []).entries()) {
-      const field = `body.networks[${i}]`;
-      if (Boolean(n.network_id) === Boolean(n.port_id)) {
-        throw new InvalidInput('give either network_id or port_id', [{ field, message: 'needs exactly one of network_id, port_id' }]);
-      }
-      if (n.port_id) {
-        const port = await ports.get(db, n.port_id);
-        if (!port || port.projectId !== auth.project.id) {
-          throw new InvalidInput(`port ${n.port_id} does not exist`, [{ field: `${field}.port_id`, message: 'no such port' }]);
-        }
-        if (port.deviceId) throw new Conflict(`port ${n.port_id} is in use by server ${port.deviceId}`, [{ field: `${field}.port_id`, message: 'in use' }]);
-        networkRequests.push({ portId: port.id });
-      } else if (n.network_id) {
-        const network = await networks.get(db, n.network_id);
-        if (!network || network.projectId !== auth.project.id) {
-          throw new InvalidInput(`network ${n.network_id} does not exist`, [{ field: `${field}.network_id`, message: 'no such network' }]);
-        }
-        networkRequests.push({ networkId: network.id, ...(n.fixed_ip ? { fixedIp: n.fixed_ip } : {}) });
-      }
-    }
-
-    const volumeRequests: CreateServerInput['volumes'] = [];
-    for (const [i, v] of (body.volumes ?? []).entries()) {
-      const field = `body.volumes[${i}]`;
-      if (Boolean(v.volume_id) === Boolean(v.size_gb)) {
-        throw new InvalidInput('give either volume_id or size_gb', [{ field, message: 'needs exactly one of volume_id, size_gb' }]);
-      }
-      if (v.volume_id) {
-        const volume = await volumes.get(db, v.volume_id);
-        if (!volume || volume.projectId !== auth.project.id || volume.status === 'deleted') {
-          throw new InvalidInput(`volume ${v.volume_id} does not exist`, [{ field: `${field}.volume_id`, message: 'no such volume' }]);
-        }
-        if (volume.status !== 'available') {
-          throw new Conflict(`volume ${v.volume_id} is ${volume.status}, not available`, [{ field: `${field}.volume_id`, message: volume.status }]);
-        }
-        volumeRequests.push({ volumeId: volume.id });
-      } else if (v.size_gb) {
-        volumeRequests.push({ sizeGb: v.size_gb, deleteOnTermination: v.delete_on_termination ?? false });
-      }
-    }
-    return {
-      projectId: auth.project.id,
-      userId: auth.user.id,
-      flavor: { id: flavor.id, name: flavor.name, vcpus: flavor.vcpus, ramMb: flavor.ramMb, diskGb: flavor.diskGb },
-      imageId: body.image_id,
-      networks: networkRequests,
-      volumes: volumeRequests,
     };
   }
 
   router.post('/v1/servers', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const body = req.body as CreateBody;
+    const body = req.body as CreateServerBody;
     const key = req.get('idempotency-key');
     const serverId = key ? serverIdForKey(auth.project.id, key) : randomUUID();
 
     // A retried request with the same key: the same server and operation, never a second server.
     const replay = async (): Promise<boolean> => {
-      const existing = key ? await servers.get(db, serverId) : null;
-      const op = existing && (await operations.listByResource(db, serverId)).find((o) => o.kind === 'server.create');
-      if (!existing || !op || existing.projectId !== auth.project.id) return false;
-      res.status(202).json({ server: await present(auth, existing, false), operation: await presentOperation(deps, op, false) });
+      const found = key ? await compute.replayOf(auth, serverId) : null;
+      if (!found) return false;
+      res.status(202).json({ server: await present(auth, found.server), operation: await presentOperation(deps, found.operation) });
       return true;
     };
     if (await replay()) return;
 
-    const plan = await resolveCreate(auth, body);
-    const placement = await checkPlacementRequest(db, auth, body);
+    const plan = await compute.resolveCreate(auth, body);
+    const placement = await compute.checkPlacement(auth, body);
     const workflowId = `server:${serverId}:create`;
-    let server: servers.Server;
-    let op: operations.Operation;
+    let server: Server;
+    let op;
     try {
       // The server and its operation appear together, or not at all.
-      [server, op] = await db.transaction(async (trx) => {
-        // Quota first (it locks the project row): over quota is a 403 naming the resource, and nothing exists.
-        await holdServerRequest(trx, { serverId, projectId: auth.project.id, plan, placement, quotaDefaults: deps.quotaDefaults });
-        const row = await servers.create(trx, {
-          id: serverId,
-          projectId: auth.project.id,
-          userId: auth.user.id,
-          name: body.name,
-          flavorId: plan.flavor.id,
-          imageId: body.image_id,
-          metadata: body.metadata ?? {},
-          availabilityZone: placement.availabilityZone,
-        });
-        const recorded = await recordOperation(trx, {
-          kind: 'server.create',
-          resourceType: 'server',
-          resourceId: serverId,
-          projectId: auth.project.id,
-          workflowType: 'createServer',
-          workflowId,
-        });
-        return [row, recorded] as const;
-      });
+      [server, op] = await compute.createRecord(auth, serverId, body, { plan, placement, quotaDefaults: deps.quotaDefaults }, (trx) =>
+        recordOperation(trx, { kind: 'server.create', resourceType: 'server', resourceId: serverId, projectId: auth.project.id, workflowType: 'createServer', workflowId }),
+      );
     } catch (err) {
       // Lost a race against the same Idempotency-Key: answer with the winner's server.
       if (err instanceof Conflict && key && (await replay())) return;
@@ -231,35 +73,31 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     try {
       op = await launchOperation(deps, op, 'createServer', [{ ...plan, serverId, operationId: op.id } satisfies CreateServerInput]);
     } catch (err) {
-      await servers.markDeleted(db, serverId).catch(() => undefined); // nothing half-created: it never existed for users
-      await releaseServerRequest(db, serverId).catch(() => undefined);
+      await compute.abandonCreate(serverId); // nothing half-created: it never existed for users
       throw err;
     }
     req.log.info({ server: serverId, operation: op.id }, 'server create accepted');
-    res.status(202).json({ server: await present(auth, server, false), operation: await presentOperation(deps, op, false) });
+    res.status(202).json({ server: await present(auth, server), operation: await presentOperation(deps, op) });
   });
 
   router.get('/v1/servers', async (req, res) => {
     const auth = callerOf(req);
-    const page = await servers.list(db, { ...pageQuery(req), ...(hasRole(auth, 'admin') ? {} : { projectId: auth.project.id }) });
-    res.json({ servers: await Promise.all(page.items.map((s) => present(auth, s, false))), next: page.next });
+    const page = await compute.list(auth, pageQuery(req));
+    res.json({ servers: page.items.map((d) => presentServer(deps.config, auth, d)), next: page.next });
   });
 
   router.get('/v1/servers/:server_id', async (req, res) => {
     const auth = callerOf(req);
-    res.json(await present(auth, await visibleServer(auth, param(req, 'server_id')), true));
+    res.json(presentServer(deps.config, auth, await compute.show(auth, param(req, 'server_id'))));
   });
 
   router.delete('/v1/servers/:server_id', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const server = await visibleServer(auth, param(req, 'server_id'));
-    const running = (await operations.listByResource(db, server.id)).find((o) => o.kind === 'server.delete' && o.status === 'running');
-    if (running) return void res.status(202).json({ operation: await presentOperation(deps, running, false) });
-    await servers.update(db, server.id, { taskState: 'deleting' }, { from: ['ACTIVE', 'SHUTOFF', 'ERROR'], idle: true }).catch((err: unknown) => {
-      if (!(err instanceof Conflict)) throw err;
-      throw new Conflict(`server ${server.id} is ${server.taskState ?? server.status}: wait for that to finish`);
-    });
+    const server = await compute.get(auth, param(req, 'server_id'));
+    const running = await compute.runningDelete(server.id);
+    if (running) return void res.status(202).json({ operation: await presentOperation(deps, running) });
+    await compute.claimTask(server, 'deleting', ['ACTIVE', 'SHUTOFF', 'ERROR'], () => new Conflict(`server ${server.id} is ${server.taskState ?? server.status}: wait for that to finish`));
     const op = await startOperation(deps, {
       kind: 'server.delete',
       resourceType: 'server',
@@ -269,22 +107,21 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
       workflowId: `server:${server.id}:delete`,
       args: (operationId) => [{ serverId: server.id, operationId }],
     }).catch(releaseTask(server.id));
-    res.status(202).json({ operation: await presentOperation(deps, op, false) });
+    res.status(202).json({ operation: await presentOperation(deps, op) });
   });
 
   router.post('/v1/servers/:server_id/action', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const server = await visibleServer(auth, param(req, 'server_id'));
-    const { action } = req.body as { action: 'start' | 'stop' | 'reboot' };
+    const server = await compute.get(auth, param(req, 'server_id'));
+    const { action } = req.body as JsonBody<'serverAction'>;
     const allowedFrom = action === 'start' ? 'SHUTOFF' : 'ACTIVE';
-    // Claim the server for this task in one conditional update: of two racing actions, one gets 409.
-    await servers.update(db, server.id, { taskState: TASK_STATE_OF[action] }, { from: [allowedFrom], idle: true }).catch((err: unknown) => {
-      if (!(err instanceof Conflict)) throw err;
-      throw new Conflict(`cannot ${action} server ${server.id} while it is ${server.taskState ?? server.status}`, [
+    // Of two racing actions, one gets 409.
+    await compute.claimTask(server, TASK_STATE_OF[action], [allowedFrom], () =>
+      new Conflict(`cannot ${action} server ${server.id} while it is ${server.taskState ?? server.status}`, [
         { field: 'body.action', message: `needs a ${allowedFrom} server with no task in progress` },
-      ]);
-    });
+      ]),
+    );
     const operationId = randomUUID();
     const op = await startOperation(deps, {
       kind: `server.${action}`,
@@ -295,24 +132,14 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
       workflowId: `server:${server.id}:action:${operationId}`,
       args: (id) => [{ serverId: server.id, operationId: id, action }],
     }).catch(releaseTask(server.id));
-    res.status(202).json({ operation: await presentOperation(deps, op, false) });
+    res.status(202).json({ operation: await presentOperation(deps, op) });
   });
 
-  /** The serial console's tail, read on the server's host through a short workflow (the API never calls libvirt). */
-  async function readConsole(server: servers.Server, maxBytes: number): Promise<string> {
-    if (!server.host) throw new Conflict(`server ${server.id} has no host yet`);
-    const output = await deps.temporal.workflow.execute('serverConsole', {
-      workflowId: `server:${server.id}:console:${randomUUID()}`,
-      taskQueue: CONDUCTOR_TASK_QUEUE,
-      args: [{ host: server.host, domainName: domainNameFor(server.id), maxBytes }],
-      workflowExecutionTimeout: '30 seconds',
-    });
-    return String(output);
-  }
+  const readConsole = (server: Server, maxBytes: number) => readServerConsole(deps.temporal, server, maxBytes);
 
   router.get('/v1/servers/:server_id/console', async (req, res) => {
     const auth = callerOf(req);
-    const server = await visibleServer(auth, param(req, 'server_id'));
+    const server = await compute.get(auth, param(req, 'server_id'));
     res.json({ output: await readConsole(server, Number(req.query.max_bytes ?? 65536)) });
   });
 
@@ -322,7 +149,7 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
    */
   router.get('/v1/servers/:server_id/console/stream', async (req, res) => {
     const auth = callerOf(req);
-    const server = await visibleServer(auth, param(req, 'server_id'));
+    const server = await compute.get(auth, param(req, 'server_id'));
     if (!server.host) throw new Conflict(`server ${server.id} has no host yet`);
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     let closed = false;
@@ -349,27 +176,11 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
   router.post('/v1/servers/:server_id/volumes', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const server = await visibleServer(auth, param(req, 'server_id'));
-    const volumeId = (req.body as { volume_id: string }).volume_id;
-    const volume = await volumes.get(db, volumeId);
-    if (!volume || volume.projectId !== server.projectId || volume.status === 'deleted') {
-      throw new NotFound(`volume ${volumeId} not found`, [{ field: 'body.volume_id', message: 'no such volume' }]);
-    }
-    if ((server.status !== 'ACTIVE' && server.status !== 'SHUTOFF') || server.taskState !== null || !server.host) {
-      throw new Conflict(`server ${server.id} is ${server.taskState ?? server.status}: volumes attach to ACTIVE or SHUTOFF servers`);
-    }
-    if (volume.host && volume.host !== server.host) {
-      throw new Conflict(`volume ${volumeId} lives on host ${volume.host}, the server on another host`, [
-        { field: 'body.volume_id', message: 'on another host' },
-      ]);
-    }
-    const attached = await volumes.list(db, { limit: 100, serverId: server.id });
-    const used = new Set(attached.items.map((v) => v.device));
-    let index = 0;
-    while (used.has(deviceFor(index))) index += 1;
-    const device = deviceFor(index);
+    const server = await compute.get(auth, param(req, 'server_id'));
+    const volumeId = (req.body as JsonBody<'attachVolume'>).volume_id;
+    const { device, host } = await compute.planAttach(server, volumeId);
     // Cinder's state machine, enforced by the database: only one request can reserve the volume.
-    await volumes.transition(db, volumeId, { from: ['available'], to: 'reserved', set: { serverId: server.id, device } });
+    await compute.transitionVolume(volumeId, { from: ['available'], to: 'reserved', set: { serverId: server.id, device } });
     try {
       const operationId = randomUUID();
       const op = await startOperation(deps, {
@@ -379,11 +190,11 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
         projectId: server.projectId,
         workflowType: 'attachVolume',
         workflowId: `volume:${volumeId}:attach:${operationId}`,
-        args: (id) => [{ volumeId, serverId: server.id, host: server.host, device, operationId: id }],
+        args: (id) => [{ volumeId, serverId: server.id, host, device, operationId: id }],
       });
-      res.status(202).json({ operation: await presentOperation(deps, op, false) });
+      res.status(202).json({ operation: await presentOperation(deps, op) });
     } catch (err) {
-      await volumes.transition(db, volumeId, { from: ['reserved'], to: 'available', set: { serverId: null, device: null } });
+      await compute.transitionVolume(volumeId, { from: ['reserved'], to: 'available', set: { serverId: null, device: null } });
       throw err;
     }
   });
@@ -391,12 +202,10 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
   router.delete('/v1/servers/:server_id/volumes/:volume_id', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const server = await visibleServer(auth, param(req, 'server_id'));
+    const server = await compute.get(auth, param(req, 'server_id'));
     const volumeId = param(req, 'volume_id');
-    const volume = await volumes.get(db, volumeId);
-    if (!volume || volume.serverId !== server.id) throw new NotFound(`volume ${volumeId} is not attached to server ${server.id}`);
-    if (server.taskState !== null || !server.host) throw new Conflict(`server ${server.id} is ${server.taskState ?? server.status}`);
-    await volumes.transition(db, volumeId, { from: ['in-use'], to: 'detaching' });
+    const { host } = await compute.planDetach(server, volumeId);
+    await compute.transitionVolume(volumeId, { from: ['in-use'], to: 'detaching' });
     try {
       const operationId = randomUUID();
       const op = await startOperation(deps, {
@@ -406,20 +215,19 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
         projectId: server.projectId,
         workflowType: 'detachVolume',
         workflowId: `volume:${volumeId}:detach:${operationId}`,
-        args: (id) => [{ volumeId, serverId: server.id, host: server.host, operationId: id }],
+        args: (id) => [{ volumeId, serverId: server.id, host, operationId: id }],
       });
-      res.status(202).json({ operation: await presentOperation(deps, op, false) });
+      res.status(202).json({ operation: await presentOperation(deps, op) });
     } catch (err) {
-      await volumes.transition(db, volumeId, { from: ['detaching'], to: 'in-use' });
+      await compute.transitionVolume(volumeId, { from: ['detaching'], to: 'in-use' });
       throw err;
     }
   });
 
   router.get('/v1/operations/:operation_id', async (req, res) => {
     const auth = callerOf(req);
-    const op = await operations.get(db, param(req, 'operation_id'));
-    if (!op || (op.projectId !== auth.project.id && !hasRole(auth, 'admin'))) throw new NotFound(`operation ${req.params.operation_id} not found`);
-    res.json(await presentOperation(deps, op));
+    const op = await compute.operation(auth, param(req, 'operation_id'));
+    res.json(await presentOperation(deps, op, true));
   });
 
   return router;

@@ -1,10 +1,11 @@
 /**
  * Operations: one row per asynchronous request (server.create, server.delete, volume.create, …),
  * pointing at the Temporal workflow that carries it out. The API returns it with the 202 and serves
- * GET /v1/operations/{id} from it (merged with the workflow's live progress).
+ * GET /v1/operations/{id} from it, with the step progress the workflow writes into the row.
  */
 import { NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow } from '../errors';
+import { distinctUuids } from '../batch';
 import { isUuid, newId } from '../ids';
 import type { Queryable } from '../types';
 
@@ -30,6 +31,8 @@ export interface Operation {
   runId: string | null;
   status: OperationStatus;
   error: OperationError | null;
+  /** The workflow's step progress as of its last marked step (its shape is the workflow's `Progress`), or null before the first. */
+  progress: unknown;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -44,11 +47,12 @@ interface OperationRow {
   run_id: string | null;
   status: OperationStatus;
   error: OperationError | null;
+  progress: unknown;
   created_at: Date;
   updated_at: Date;
 }
 
-const COLUMNS = ['id', 'kind', 'resource_type', 'resource_id', 'project_id', 'workflow_id', 'run_id', 'status', 'error', 'created_at', 'updated_at'];
+const COLUMNS = ['id', 'kind', 'resource_type', 'resource_id', 'project_id', 'workflow_id', 'run_id', 'status', 'error', 'progress', 'created_at', 'updated_at'];
 
 function toOperation(row: OperationRow): Operation {
   return {
@@ -61,6 +65,7 @@ function toOperation(row: OperationRow): Operation {
     runId: row.run_id,
     status: row.status,
     error: row.error,
+    progress: row.progress ?? null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -114,6 +119,32 @@ export async function listByResource(db: Queryable, resourceId: string): Promise
     .where({ resource_id: resourceId })
     .orderBy([{ column: 'created_at' }, { column: 'id' }])) as OperationRow[];
   return rows.map(toOperation);
+}
+
+/** The latest operation on each of `resourceIds` (a page of servers, in one query). */
+export async function latestByResources(db: Queryable, resourceIds: readonly string[]): Promise<Map<string, Operation>> {
+  const wanted = distinctUuids(resourceIds);
+  if (wanted.length === 0) return new Map();
+  const rows = (await db('operations')
+    .distinctOn('resource_id')
+    .select(COLUMNS)
+    .whereIn('resource_id', wanted)
+    .orderBy([{ column: 'resource_id' }, { column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])) as OperationRow[];
+  return new Map(rows.map((row) => [row.resource_id, toOperation(row)]));
+}
+
+/**
+ * Stores the workflow's step progress (a JSON snapshot written at each step it marks). `seq` grows
+ * with each write of one run, and an older snapshot never replaces a newer one. Unknown ids are ignored.
+ */
+export async function recordProgress(db: Queryable, id: string, progress: unknown, seq: number): Promise<void> {
+  if (!isUuid(id)) return;
+  await db('operations')
+    .where({ id })
+    .where((w) => {
+      w.whereNull('progress').orWhereRaw(`coalesce((progress->>'seq')::int, -1) < ?`, [seq]);
+    })
+    .update({ progress: JSON.stringify({ ...(progress as object), seq }) });
 }
 
 /**

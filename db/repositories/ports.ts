@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { Conflict, InvalidInput, NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow, missing } from '../errors';
+import { distinctUuids, groupBy } from '../batch';
 import { isUuid, newId } from '../ids';
 import { broadcast, contains, parseCidr, parseIpv4 } from '../ipv4';
 import { byCreation, paginate } from '../pagination';
@@ -247,12 +248,18 @@ export function list(db: Queryable, page: PageRequest & { projectId?: string; ne
 
 /** The ports bound to a server, oldest first (the order of its NICs). */
 export async function listByDevice(db: Queryable, deviceId: string): Promise<Port[]> {
-  if (!isUuid(deviceId)) return [];
+  return (await listByDevices(db, [deviceId])).get(deviceId) ?? [];
+}
+
+/** The ports bound to each of `deviceIds` (a page of servers, in one query), oldest first per server. */
+export async function listByDevices(db: Queryable, deviceIds: readonly string[]): Promise<Map<string, Port[]>> {
+  const wanted = distinctUuids(deviceIds);
+  if (wanted.length === 0) return new Map();
   const rows = (await db('ports')
     .select(COLUMNS)
-    .where({ device_id: deviceId })
+    .whereIn('device_id', wanted)
     .orderBy([{ column: 'created_at' }, { column: 'id' }])) as PortRow[];
-  return rows.map(toPort);
+  return groupBy(rows.map(toPort), (p) => p.deviceId as string);
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { Conflict, InvalidInput, NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow, missing } from '../errors';
+import { distinctUuids, groupBy } from '../batch';
 import { isUuid, newId } from '../ids';
 import { cidrsOverlap, parseCidr, planSubnet } from '../ipv4';
 import { byCreation, paginate } from '../pagination';
@@ -134,12 +135,18 @@ export async function get(db: Queryable, id: string): Promise<Subnet | null> {
 
 /** Subnets of one network, oldest first (the order ports draw addresses in). */
 export async function listByNetwork(db: Queryable, networkId: string): Promise<Subnet[]> {
-  if (!isUuid(networkId)) return [];
+  return (await listByNetworks(db, [networkId])).get(networkId) ?? [];
+}
+
+/** Subnets of each of `networkIds` (a page of networks, in one query), oldest first per network. */
+export async function listByNetworks(db: Queryable, networkIds: readonly string[]): Promise<Map<string, Subnet[]>> {
+  const wanted = distinctUuids(networkIds);
+  if (wanted.length === 0) return new Map();
   const rows = (await db('subnets')
     .select(COLUMNS)
-    .where({ network_id: networkId })
+    .whereIn('network_id', wanted)
     .orderBy([{ column: 'created_at' }, { column: 'id' }])) as SubnetRow[];
-  return rows.map(toSubnet);
+  return groupBy(rows.map(toSubnet), (s) => s.networkId);
 }
 
 /** Ordered by creation; `networkId` and `projectId` filter. */

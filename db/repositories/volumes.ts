@@ -8,6 +8,7 @@
  */
 import { Conflict, InvalidInput, NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow, missing } from '../errors';
+import { distinctUuids, groupBy } from '../batch';
 import { isUuid, newId } from '../ids';
 import { byCreation, paginate } from '../pagination';
 import type { Page, PageRequest, Queryable } from '../types';
@@ -144,6 +145,18 @@ export function list(db: Queryable, page: PageRequest & { projectId?: string; se
   if (page.serverId !== undefined) q.where('server_id', page.serverId);
   if (!page.includeDeleted) q.whereNot('status', 'deleted');
   return paginate(db, q, byCreation('volumes'), page, toVolume);
+}
+
+/** The volumes attached (or attaching, or detaching) to each of `serverIds`, in one query, oldest first. */
+export async function listByServers(db: Queryable, serverIds: readonly string[]): Promise<Map<string, Volume[]>> {
+  const wanted = distinctUuids(serverIds);
+  if (wanted.length === 0) return new Map();
+  const rows = (await db('volumes')
+    .select(COLUMNS)
+    .whereIn('server_id', wanted)
+    .whereNotIn('status', ['deleted', 'deleting'])
+    .orderBy([{ column: 'created_at' }, { column: 'id' }])) as VolumeRow[];
+  return groupBy(rows.map(toVolume), (v) => v.serverId as string);
 }
 
 export interface VolumeTransition {

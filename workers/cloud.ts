@@ -47,7 +47,7 @@ export interface RunningCloud {
   db?: Database;
 }
 
-/** Components stop in reverse start order, each within a bound; bin/stratus.ts exits after 9 s whatever happens. */
+/** Components stop in reverse start order, each within a bound; bin/serve.ts exits after 9 s whatever happens. */
 class Stack {
   private readonly parts: Array<{ name: string; stop: () => Promise<unknown> }> = [];
   constructor(private readonly log: Logger) {}

@@ -12,6 +12,7 @@ import type { Logger } from '../core/log';
 import * as hosts from '../db/repositories/hosts';
 import type { IdentityService } from '../services/identity';
 import { docsRouter, OPENAPI_PATH } from './docs';
+import { idempotency } from './idempotency';
 import { notFoundHandler, problemMiddleware } from './problem';
 import { requestContext } from './request-context';
 import { healthRouter, type ReadinessProbes } from './routes/health';
@@ -74,6 +75,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
     }),
   );
   const quotaDefaults = config.quotas ?? DEFAULT_QUOTAS;
+  app.use(idempotency({ db, identity }));
   app.use(identityRouter({ db, identity, config }));
   app.use(hostsRouter({ db, identity, heartbeatSeconds, ratios: config.scheduler?.ratios ?? DEFAULT_RATIOS }));
   app.use(serverGroupsRouter({ db, identity }));

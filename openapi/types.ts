@@ -1126,6 +1126,13 @@ export interface components {
         };
     };
     parameters: {
+        /**
+         * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+         *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+         *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+         *     successful answers are kept: after an error, a retry with the key runs again.
+         */
+        IdempotencyKey: string;
         /** @description Page size */
         limit: number;
         /** @description The `next` cursor of the previous page */
@@ -1323,7 +1330,15 @@ export interface operations {
     createProject: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1350,6 +1365,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getProject: {
@@ -1470,7 +1486,15 @@ export interface operations {
     createUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1499,6 +1523,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getUser: {
@@ -1959,7 +1984,13 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                "Idempotency-Key"?: string;
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -2016,6 +2047,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
         };
     };
@@ -2075,7 +2107,15 @@ export interface operations {
     serverAction: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 server_id: string;
             };
@@ -2105,6 +2145,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getServerConsole: {
@@ -2166,7 +2207,15 @@ export interface operations {
     attachVolume: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 server_id: string;
             };
@@ -2196,6 +2245,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     detachVolume: {
@@ -2260,7 +2310,15 @@ export interface operations {
     createVolume: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2291,6 +2349,7 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getVolume: {
@@ -2404,7 +2463,15 @@ export interface operations {
     createImage: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2434,6 +2501,7 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getImage: {
@@ -2623,7 +2691,15 @@ export interface operations {
     createFlavor: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2653,6 +2729,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getFlavor: {
@@ -2738,7 +2815,15 @@ export interface operations {
     createNetwork: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2763,6 +2848,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getNetwork: {
@@ -2849,7 +2935,15 @@ export interface operations {
     createSubnet: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2884,6 +2978,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getSubnet: {
@@ -2972,7 +3067,15 @@ export interface operations {
     createPort: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3001,6 +3104,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getPort: {

@@ -21,6 +21,7 @@ import { flavorsRouter } from './routes/flavors';
 import { identityRouter } from './routes/identity';
 import { networksRouter } from './routes/networks';
 import { imagesRouter, type ImageRoutesDeps } from './routes/images';
+import { batchesRouter } from './routes/batches';
 import { serversRouter } from './routes/servers';
 import { volumesRouter } from './routes/volumes';
 import { quotasRouter } from './routes/quotas';
@@ -85,6 +86,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.use(imagesRouter({ db, identity, ...images }));
   app.use(serversRouter({ db, temporal, config, identity, quotaDefaults }));
   app.use(volumesRouter({ db, temporal, config, identity, quotaDefaults }));
+  app.use(batchesRouter({ db, temporal, config, identity }));
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

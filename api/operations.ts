@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../core/config';
 import * as operations from '../db/repositories/operations';
 import type { components } from '../openapi/types';
-import { CONDUCTOR_TASK_QUEUE, searchAttributes } from '../temporal/constants';
+import { operationStartOptions } from '../temporal/operation-start';
 import { temporalUiRunUrl } from '../temporal/connection';
 import type { Progress } from '../workflows/progress';
 
@@ -51,17 +51,7 @@ export function recordOperation(db: Knex | Knex.Transaction, spec: OperationSpec
  */
 export async function launchOperation(deps: OperationDeps, op: operations.Operation, workflowType: string, args: unknown[]): Promise<operations.Operation> {
   try {
-    const handle = await deps.temporal.workflow.start(workflowType, {
-      workflowId: op.workflowId,
-      taskQueue: CONDUCTOR_TASK_QUEUE,
-      args,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      typedSearchAttributes: [
-        { key: searchAttributes.project, value: op.projectId },
-        { key: searchAttributes.resourceId, value: op.resourceId },
-        { key: searchAttributes.operationKind, value: op.kind },
-      ],
-    });
+    const handle = await deps.temporal.workflow.start(workflowType, { ...operationStartOptions(op), args });
     return await operations.setRunId(deps.db, op.id, handle.firstExecutionRunId);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

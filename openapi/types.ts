@@ -328,6 +328,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/server-batches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List server batches of the project (admins see every project's) */
+        get: operations["listServerBatches"];
+        put?: never;
+        /**
+         * Create servers in a batch (202; each member is an ordinary server made by the create workflow)
+         * @description Members are named by `name_pattern` (`{n}` is the member's 1-based number; default
+         *     `<template name>-{n}`) and listed by `GET /v1/servers?batch_id=`. At most `max_parallel` members
+         *     are built at once (default 20). Fewer than `min_count` (default `count`) ACTIVE members → the
+         *     batch ends `failed`, and with `rollback_on_failure` the members that succeeded are deleted.
+         */
+        post: operations["createServerBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/server-batches/{batch_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        /** A batch, its counts by status, and a page of its members with their state and fault */
+        get: operations["getServerBatch"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/server-batches/{batch_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-run only the failed (and never created) members; a member that succeeded is never created twice */
+        post: operations["retryServerBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/server-batches/{batch_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a running batch and roll it back (members in flight finish, then every member is deleted) */
+        post: operations["cancelServerBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/servers/{server_id}": {
         parameters: {
             query?: never;
@@ -968,6 +1049,83 @@ export interface components {
                 temporal_ui: string;
             };
         };
+        ServerCreate: {
+            name: components["schemas"]["Name"];
+            /** Format: uuid */
+            flavor_id: string;
+            /** Format: uuid */
+            image_id: string;
+            networks?: {
+                /** Format: uuid */
+                network_id?: string;
+                /** Format: uuid */
+                port_id?: string;
+                /** Format: ipv4 */
+                fixed_ip?: string;
+            }[];
+            volumes?: {
+                /** Format: uuid */
+                volume_id?: string;
+                size_gb?: number;
+                delete_on_termination?: boolean;
+            }[];
+            metadata?: {
+                [key: string]: string;
+            };
+            availability_zone?: components["schemas"]["AvailabilityZone"];
+            /**
+             * Format: uuid
+             * @description A server group of the project; its policy places the server
+             */
+            group_id?: string;
+        };
+        ServerBatch: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @enum {string} */
+            status: "running" | "succeeded" | "failed" | "cancelling" | "cancelled";
+            count: number;
+            min_count: number;
+            max_parallel: number;
+            rollback_on_failure: boolean;
+            name_pattern: string;
+            /** @description Members by state; `pending` members are not created yet */
+            counts: {
+                pending: number;
+                building: number;
+                active: number;
+                shutoff: number;
+                error: number;
+                deleted: number;
+            };
+            fault: {
+                code: string;
+                message: string;
+            } | null;
+            /** @description A page of members (GET of one batch only; `limit` / `marker` page through them) */
+            members?: {
+                items: {
+                    index: number;
+                    /** Format: uuid */
+                    server_id: string;
+                    name: string;
+                    /** @enum {string} */
+                    status: "BUILD" | "ACTIVE" | "SHUTOFF" | "ERROR" | "DELETED";
+                    task_state: string | null;
+                    fault: components["schemas"]["Fault"] | null;
+                }[];
+                next: components["schemas"]["NextCursor"];
+            };
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            links: {
+                self: string;
+                servers: string;
+                operation?: string;
+                temporal_ui?: string;
+            };
+        };
         Server: {
             /** Format: uuid */
             id: string;
@@ -1005,6 +1163,11 @@ export interface components {
                 [key: string]: string;
             };
             fault: components["schemas"]["Fault"] | null;
+            /**
+             * Format: uuid
+             * @description The batch that created it
+             */
+            batch_id?: string | null;
             progress?: components["schemas"]["Progress"] | null;
             /** @description The zone asked for */
             availability_zone?: string | null;
@@ -1953,6 +2116,8 @@ export interface operations {
     listServers: {
         parameters: {
             query?: {
+                /** @description Only the members of this batch */
+                batch_id?: string;
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
                 /** @description The `next` cursor of the previous page */
@@ -1997,36 +2162,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": {
-                    name: components["schemas"]["Name"];
-                    /** Format: uuid */
-                    flavor_id: string;
-                    /** Format: uuid */
-                    image_id: string;
-                    networks?: {
-                        /** Format: uuid */
-                        network_id?: string;
-                        /** Format: uuid */
-                        port_id?: string;
-                        /** Format: ipv4 */
-                        fixed_ip?: string;
-                    }[];
-                    volumes?: {
-                        /** Format: uuid */
-                        volume_id?: string;
-                        size_gb?: number;
-                        delete_on_termination?: boolean;
-                    }[];
-                    metadata?: {
-                        [key: string]: string;
-                    };
-                    availability_zone?: components["schemas"]["AvailabilityZone"];
-                    /**
-                     * Format: uuid
-                     * @description A server group of the project; its policy places the server
-                     */
-                    group_id?: string;
-                };
+                "application/json": components["schemas"]["ServerCreate"];
             };
         };
         responses: {
@@ -2049,6 +2185,194 @@ export interface operations {
             409: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
+        };
+    };
+    listServerBatches: {
+        parameters: {
+            query?: {
+                /** @description Page size */
+                limit?: components["parameters"]["limit"];
+                /** @description The `next` cursor of the previous page */
+                marker?: components["parameters"]["marker"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of batches */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        server_batches: components["schemas"]["ServerBatch"][];
+                        next: components["schemas"]["NextCursor"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+        };
+    };
+    createServerBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    template: components["schemas"]["ServerCreate"];
+                    count: number;
+                    /** @description {n} is replaced by the member number */
+                    name_pattern?: string;
+                    min_count?: number;
+                    max_parallel?: number;
+                    rollback_on_failure?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted; follow the batch or its operation */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        batch: components["schemas"]["ServerBatch"];
+                        operation: components["schemas"]["Operation"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+        };
+    };
+    getServerBatch: {
+        parameters: {
+            query?: {
+                /** @description Page size */
+                limit?: components["parameters"]["limit"];
+                /** @description The `next` cursor of the previous page */
+                marker?: components["parameters"]["marker"];
+            };
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerBatch"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    retryServerBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        batch: components["schemas"]["ServerBatch"];
+                        operation: components["schemas"]["Operation"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    cancelServerBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        batch: components["schemas"]["ServerBatch"];
+                        operation: components["schemas"]["Operation"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getServer: {

@@ -5,6 +5,7 @@
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
+import { createBatchActivities } from '../activities/compute/batch';
 import { createComputeControlActivities } from '../activities/compute/control';
 import type { FaultPlan } from '../activities/fault-injection';
 import { createImageControlActivities } from '../activities/image/control';
@@ -69,6 +70,7 @@ export function conductorActivities(
     ...createImageControlActivities({ db, ...deps.images }),
     ...createNetworkControlActivities({ db }),
     ...createStorageControlActivities({ db, heartbeatSeconds, ...placement }),
+    ...createBatchActivities({ db, ...(deps.temporal ? { temporal: deps.temporal } : {}) }),
   };
   const faults = deps.faults;
   if (!faults) return activities;

@@ -3,9 +3,11 @@
  * refers to is checked here, before any workflow starts, so bad input is a 4xx naming the field and
  * nothing is created; then the operation's workflow does the work and the call answers 202.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Router, type Request } from 'express';
+import type { Knex } from 'knex';
 import { Conflict, InvalidInput, NotFound } from '../../core/errors';
+import { uuidFrom } from '../../db/ids';
 import * as flavors from '../../db/repositories/flavors';
 import * as networks from '../../db/repositories/networks';
 import * as operations from '../../db/repositories/operations';
@@ -27,7 +29,7 @@ import { launchOperation, operationProgress, presentOperation, recordOperation, 
 import { pageQuery } from '../pagination';
 
 type Schemas = components['schemas'];
-type CreateBody = {
+export type CreateBody = {
   name: string;
   flavor_id: string;
   image_id: string;
@@ -40,9 +42,7 @@ type CreateBody = {
 
 /** A server id derived from (project, Idempotency-Key): the same key always names the same server. */
 export function serverIdForKey(projectId: string, key: string): string {
-  const h = createHash('sha256').update(`${projectId}\0${key}`).digest('hex');
-  // Shaped as a version-5-style UUID (variant bits set) so it passes uuid validation everywhere.
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return uuidFrom(projectId, key);
 }
 
 const CONSOLE_POLL_MS = 1000;
@@ -50,6 +50,65 @@ const STREAM_WINDOW_BYTES = 1024 * 1024;
 
 /** Nova's task_state while an action runs (set by the API when it accepts the action). */
 const TASK_STATE_OF = { start: 'powering-on', stop: 'powering-off', reboot: 'rebooting' } as const;
+
+/** Checks every reference of a create request; throws 400/404/409 naming the field. */
+export async function resolveCreate(db: Knex, auth: AuthContext, body: CreateBody, fieldPrefix = 'body'): Promise<Omit<CreateServerInput, 'serverId' | 'operationId'>> {
+  const flavor = await flavors.get(db, body.flavor_id);
+  if (!flavor || (!flavor.isPublic && !hasRole(auth, 'admin'))) {
+    throw new InvalidInput(`flavor ${body.flavor_id} does not exist`, [{ field: `${fieldPrefix}.flavor_id`, message: 'no such flavor' }]);
+  }
+  await assertImageUsable(db, { imageId: body.image_id, projectId: auth.project.id, flavor });
+
+  const networkRequests: CreateServerInput['networks'] = [];
+  for (const [i, n] of (body.networks ?? []).entries()) {
+    const field = `${fieldPrefix}.networks[${i}]`;
+    if (Boolean(n.network_id) === Boolean(n.port_id)) {
+      throw new InvalidInput('give either network_id or port_id', [{ field, message: 'needs exactly one of network_id, port_id' }]);
+    }
+    if (n.port_id) {
+      const port = await ports.get(db, n.port_id);
+      if (!port || port.projectId !== auth.project.id) {
+        throw new InvalidInput(`port ${n.port_id} does not exist`, [{ field: `${field}.port_id`, message: 'no such port' }]);
+      }
+      if (port.deviceId) throw new Conflict(`port ${n.port_id} is in use by server ${port.deviceId}`, [{ field: `${field}.port_id`, message: 'in use' }]);
+      networkRequests.push({ portId: port.id });
+    } else if (n.network_id) {
+      const network = await networks.get(db, n.network_id);
+      if (!network || network.projectId !== auth.project.id) {
+        throw new InvalidInput(`network ${n.network_id} does not exist`, [{ field: `${field}.network_id`, message: 'no such network' }]);
+      }
+      networkRequests.push({ networkId: network.id, ...(n.fixed_ip ? { fixedIp: n.fixed_ip } : {}) });
+    }
+  }
+
+  const volumeRequests: CreateServerInput['volumes'] = [];
+  for (const [i, v] of (body.volumes ?? []).entries()) {
+    const field = `${fieldPrefix}.volumes[${i}]`;
+    if (Boolean(v.volume_id) === Boolean(v.size_gb)) {
+      throw new InvalidInput('give either volume_id or size_gb', [{ field, message: 'needs exactly one of volume_id, size_gb' }]);
+    }
+    if (v.volume_id) {
+      const volume = await volumes.get(db, v.volume_id);
+      if (!volume || volume.projectId !== auth.project.id || volume.status === 'deleted') {
+        throw new InvalidInput(`volume ${v.volume_id} does not exist`, [{ field: `${field}.volume_id`, message: 'no such volume' }]);
+      }
+      if (volume.status !== 'available') {
+        throw new Conflict(`volume ${v.volume_id} is ${volume.status}, not available`, [{ field: `${field}.volume_id`, message: volume.status }]);
+      }
+      volumeRequests.push({ volumeId: volume.id });
+    } else if (v.size_gb) {
+      volumeRequests.push({ sizeGb: v.size_gb, deleteOnTermination: v.delete_on_termination ?? false });
+    }
+  }
+  return {
+    projectId: auth.project.id,
+    userId: auth.user.id,
+    flavor: { id: flavor.id, name: flavor.name, vcpus: flavor.vcpus, ramMb: flavor.ramMb, diskGb: flavor.diskGb },
+    imageId: body.image_id,
+    networks: networkRequests,
+    volumes: volumeRequests,
+  };
+}
 
 export function serversRouter(deps: OperationDeps & { identity: IdentityService; quotaDefaults: QuotaLimits }): Router {
   const { db } = deps;
@@ -95,6 +154,7 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
         .map((v) => ({ id: v.id, device: v.device })),
       metadata: server.metadata,
       fault: server.fault,
+      batch_id: server.batchId,
       progress,
       availability_zone: server.availabilityZone,
       group_id: group?.id ?? null,
@@ -117,65 +177,6 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     };
   }
 
-  /** Checks every reference of a create request; throws 400/404/409 naming the field. */
-  async function resolveCreate(auth: AuthContext, body: CreateBody): Promise<Omit<CreateServerInput, 'serverId' | 'operationId'>> {
-    const flavor = await flavors.get(db, body.flavor_id);
-    if (!flavor || (!flavor.isPublic && !hasRole(auth, 'admin'))) {
-      throw new InvalidInput(`flavor ${body.flavor_id} does not exist`, [{ field: 'body.flavor_id', message: 'no such flavor' }]);
-    }
-    await assertImageUsable(db, { imageId: body.image_id, projectId: auth.project.id, flavor });
-
-    const networkRequests: CreateServerInput['networks'] = [];
-    for (const [i, n] of (body.networks ?? []).entries()) {
-      const field = `body.networks[${i}]`;
-      if (Boolean(n.network_id) === Boolean(n.port_id)) {
-        throw new InvalidInput('give either network_id or port_id', [{ field, message: 'needs exactly one of network_id, port_id' }]);
-      }
-      if (n.port_id) {
-        const port = await ports.get(db, n.port_id);
-        if (!port || port.projectId !== auth.project.id) {
-          throw new InvalidInput(`port ${n.port_id} does not exist`, [{ field: `${field}.port_id`, message: 'no such port' }]);
-        }
-        if (port.deviceId) throw new Conflict(`port ${n.port_id} is in use by server ${port.deviceId}`, [{ field: `${field}.port_id`, message: 'in use' }]);
-        networkRequests.push({ portId: port.id });
-      } else if (n.network_id) {
-        const network = await networks.get(db, n.network_id);
-        if (!network || network.projectId !== auth.project.id) {
-          throw new InvalidInput(`network ${n.network_id} does not exist`, [{ field: `${field}.network_id`, message: 'no such network' }]);
-        }
-        networkRequests.push({ networkId: network.id, ...(n.fixed_ip ? { fixedIp: n.fixed_ip } : {}) });
-      }
-    }
-
-    const volumeRequests: CreateServerInput['volumes'] = [];
-    for (const [i, v] of (body.volumes ?? []).entries()) {
-      const field = `body.volumes[${i}]`;
-      if (Boolean(v.volume_id) === Boolean(v.size_gb)) {
-        throw new InvalidInput('give either volume_id or size_gb', [{ field, message: 'needs exactly one of volume_id, size_gb' }]);
-      }
-      if (v.volume_id) {
-        const volume = await volumes.get(db, v.volume_id);
-        if (!volume || volume.projectId !== auth.project.id || volume.status === 'deleted') {
-          throw new InvalidInput(`volume ${v.volume_id} does not exist`, [{ field: `${field}.volume_id`, message: 'no such volume' }]);
-        }
-        if (volume.status !== 'available') {
-          throw new Conflict(`volume ${v.volume_id} is ${volume.status}, not available`, [{ field: `${field}.volume_id`, message: volume.status }]);
-        }
-        volumeRequests.push({ volumeId: volume.id });
-      } else if (v.size_gb) {
-        volumeRequests.push({ sizeGb: v.size_gb, deleteOnTermination: v.delete_on_termination ?? false });
-      }
-    }
-    return {
-      projectId: auth.project.id,
-      userId: auth.user.id,
-      flavor: { id: flavor.id, name: flavor.name, vcpus: flavor.vcpus, ramMb: flavor.ramMb, diskGb: flavor.diskGb },
-      imageId: body.image_id,
-      networks: networkRequests,
-      volumes: volumeRequests,
-    };
-  }
-
   router.post('/v1/servers', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
@@ -193,7 +194,7 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     };
     if (await replay()) return;
 
-    const plan = await resolveCreate(auth, body);
+    const plan = await resolveCreate(db, auth, body);
     const placement = await checkPlacementRequest(db, auth, body);
     const workflowId = `server:${serverId}:create`;
     let server: servers.Server;
@@ -241,7 +242,8 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
 
   router.get('/v1/servers', async (req, res) => {
     const auth = callerOf(req);
-    const page = await servers.list(db, { ...pageQuery(req), ...(hasRole(auth, 'admin') ? {} : { projectId: auth.project.id }) });
+    const batchId = typeof req.query.batch_id === 'string' ? { batchId: req.query.batch_id } : {};
+    const page = await servers.list(db, { ...pageQuery(req), ...batchId, ...(hasRole(auth, 'admin') ? {} : { projectId: auth.project.id }) });
     res.json({ servers: await Promise.all(page.items.map((s) => present(auth, s, false))), next: page.next });
   });
 

@@ -12,6 +12,7 @@ import * as m0002 from './0002_images';
 import * as m0003 from './0003_compute_network_storage';
 import * as m0006 from './0006_placement_and_quotas';
 import * as m0008 from './0008_idempotency_keys';
+import * as m0009 from './0009_server_batches';
 
 export interface NamedMigration {
   name: string;
@@ -24,4 +25,5 @@ export const migrations: readonly NamedMigration[] = [
   { name: '0003_compute_network_storage', migration: m0003 },
   { name: '0006_placement_and_quotas', migration: m0006 },
   { name: '0008_idempotency_keys', migration: m0008 },
+  { name: '0009_server_batches', migration: m0009 },
 ];

@@ -5,6 +5,8 @@
  *   stratus login --url URL --username U --project P     (password from STRATUS_PASSWORD or a prompt)
  *   stratus server create NAME --flavor F --image I [--network N]… [--volume-size GB]… [--wait]
  *   stratus server list|show|delete|start|stop|reboot|console …
+ *   stratus batch create NAME --count N --flavor F --image I [--wait]    (a live bar of members by state)
+ *   stratus batch list|show|retry|cancel …
  *   stratus image upload NAME --file F [--disk-format raw|qcow2]   (a byte progress bar)
  *   stratus network|subnet|volume|flavor …
  *   stratus completion bash|zsh
@@ -216,6 +218,179 @@ function serverCommands(program: Command): void {
         else process.stdout.write(shown.endsWith('\n') || shown === '' ? shown : `${shown}\n`);
       }),
     );
+}
+
+interface Batch {
+  id: string;
+  name: string;
+  status: string;
+  count: number;
+  min_count: number;
+  counts: { pending: number; building: number; active: number; shutoff: number; error: number; deleted: number };
+  fault: { code: string; message: string } | null;
+  members?: { items: Array<{ index: number; server_id: string; name: string; status: string; task_state: string | null; fault: Server['fault'] }>; next: string | null };
+  links: { temporal_ui?: string };
+}
+
+const BATCH_DONE = new Set(['succeeded', 'failed', 'cancelled', 'deleted']);
+
+/** Follows a batch until it ends, with a live bar of members by state (on a terminal). */
+async function followBatch(api: ApiClient, out: Output, id: string): Promise<Batch> {
+  const tty = !out.json && process.stderr.isTTY;
+  const bar = tty
+    ? new SingleBar({ format: 'batch [{bar}] {value}/{total} settled | active {active} building {building} error {error} pending {pending}', stream: process.stderr })
+    : null;
+  let batch = await api.get<Batch>(`/v1/server-batches/${id}?limit=1`);
+  bar?.start(batch.count, 0, batch.counts);
+  let last = '';
+  for (;;) {
+    const c = batch.counts;
+    const settled = c.active + c.error + c.shutoff + c.deleted;
+    if (bar) bar.update(settled, c);
+    else if (!out.json) {
+      const line = `batch ${batch.name}: ${batch.status} — active ${c.active}, building ${c.building}, error ${c.error}, pending ${c.pending}`;
+      if (line !== last) process.stderr.write(`${line}\n`);
+      last = line;
+    }
+    if (BATCH_DONE.has(batch.status)) break;
+    await new Promise((r) => setTimeout(r, 500));
+    batch = await api.get<Batch>(`/v1/server-batches/${id}?limit=1`);
+  }
+  bar?.stop();
+  return batch;
+}
+
+function presentBatch(b: Batch): Record<string, unknown> {
+  const c = b.counts;
+  return {
+    id: b.id,
+    name: b.name,
+    status: b.status,
+    count: b.count,
+    min_count: b.min_count,
+    members: `active ${c.active}, building ${c.building}, error ${c.error}, shutoff ${c.shutoff}, deleted ${c.deleted}, pending ${c.pending}`,
+    fault: b.fault ? `${b.fault.code}: ${b.fault.message}` : null,
+    temporal_ui: b.links.temporal_ui ?? null,
+  };
+}
+
+/** Shows a batch (with its members' failures), and makes a failed or cancelled batch exit 1 under --wait. */
+async function showBatch(cmd: Command, api: ApiClient, b: Batch, waited: boolean): Promise<void> {
+  const out = output(cmd);
+  if (out.json) out.raw(b);
+  else {
+    out.show(presentBatch(b));
+    const failed = (await api.listAll<Server>(`/v1/servers?batch_id=${b.id}`, 'servers')).filter((s) => s.status === 'ERROR');
+    if (failed.length > 0) out.list(failed, [{ header: 'Failed member', value: (s) => s.name }, { header: 'Server', value: (s) => s.id }, { header: 'Fault', value: (s) => (s.fault ? `${s.fault.step}: ${s.fault.message}` : '') }]);
+  }
+  if (waited && b.status !== 'succeeded') throw new CliError(`batch ${b.name} ${b.status}${b.fault ? `: ${b.fault.message}` : ''}`);
+}
+
+function batchCommands(program: Command): void {
+  const batch = program.command('batch').description('server batches: many servers from one request, retryable');
+  batch
+    .command('create')
+    .argument('<name>', 'members are named <name>-1, <name>-2, … (see --name-pattern)')
+    .requiredOption('--count <n>', 'how many servers')
+    .requiredOption('--flavor <flavor>', 'flavor name or id')
+    .requiredOption('--image <image>', 'image name or id')
+    .option('--network <network>', 'network name or id (repeatable)', collect, [])
+    .option('--volume-size <gb>', 'a new volume per member, deleted with it (repeatable)', collect, [])
+    .option('--name-pattern <pattern>', '{n} is the member number, e.g. "web-{n}"')
+    .option('--min-count <n>', 'fewer ACTIVE members than this and the batch fails (default: count)')
+    .option('--max-parallel <n>', 'members built at once (default 20)')
+    .option('--rollback-on-failure', 'when it fails, delete the members that succeeded')
+    .option('--idempotency-key <key>', 'retrying with the same key never creates a second batch')
+    .option('--wait', 'follow the batch with a live progress bar until it ends')
+    .description('create a batch of servers')
+    .action(
+      action(async (cmd, name: string) => {
+        const o = cmd.opts<{ count: string; flavor: string; image: string; network: string[]; volumeSize: string[]; namePattern?: string; minCount?: string; maxParallel?: string; rollbackOnFailure?: boolean; idempotencyKey?: string; wait?: boolean }>();
+        const api = client(cmd);
+        const [flavor, image] = await Promise.all([findByNameOrId<Named>(api, 'flavors', 'flavors', o.flavor), findByNameOrId<Named>(api, 'images', 'images', o.image)]);
+        const networks = await Promise.all(o.network.map((n) => findByNameOrId<Named>(api, 'networks', 'networks', n)));
+        const body = {
+          template: {
+            name,
+            flavor_id: flavor.id,
+            image_id: image.id,
+            networks: networks.map((n) => ({ network_id: n.id })),
+            volumes: o.volumeSize.map((gb) => ({ size_gb: positiveInt(gb, '--volume-size'), delete_on_termination: true })),
+          },
+          count: positiveInt(o.count, '--count'),
+          ...(o.namePattern ? { name_pattern: o.namePattern } : {}),
+          ...(o.minCount !== undefined ? { min_count: Number(o.minCount) } : {}),
+          ...(o.maxParallel ? { max_parallel: positiveInt(o.maxParallel, '--max-parallel') } : {}),
+          ...(o.rollbackOnFailure ? { rollback_on_failure: true } : {}),
+        };
+        const res = await api.post<{ batch: Batch; operation: Operation }>('/v1/server-batches', body, o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : undefined);
+        const out = output(cmd);
+        if (!o.wait) return showBatch(cmd, api, res.batch, false);
+        await showBatch(cmd, api, await followBatch(api, out, res.batch.id), true);
+      }),
+    );
+  batch
+    .command('list')
+    .description('list batches')
+    .action(
+      action(async (cmd) =>
+        output(cmd).list(await client(cmd).listAll<Batch>('/v1/server-batches', 'server_batches'), [
+          { header: 'ID', value: (b) => b.id },
+          { header: 'Name', value: (b) => b.name },
+          { header: 'Status', value: (b) => b.status },
+          { header: 'Count', value: (b) => b.count },
+          { header: 'Active', value: (b) => b.counts.active },
+          { header: 'Error', value: (b) => b.counts.error },
+        ]),
+      ),
+    );
+  batch
+    .command('show')
+    .argument('<batch>', 'batch id')
+    .option('--wait', 'follow it until it ends')
+    .description('show a batch: counts by state, and its failed members with their faults')
+    .action(
+      action(async (cmd, id: string) => {
+        const api = client(cmd);
+        const wait = Boolean(cmd.opts<{ wait?: boolean }>().wait);
+        const b = wait ? await followBatch(api, output(cmd), id) : await api.get<Batch>(`/v1/server-batches/${id}?limit=1`);
+        await showBatch(cmd, api, b, wait);
+      }),
+    );
+  batch
+    .command('delete')
+    .argument('<batch>', 'batch id')
+    .option('--wait', 'follow it until every member is gone')
+    .description('delete every member of a batch that has ended')
+    .action(
+      action(async (cmd, id: string) => {
+        const api = client(cmd);
+        const res = await api.delete<{ batch: Batch }>(`/v1/server-batches/${id}`);
+        const wait = Boolean(cmd.opts<{ wait?: boolean }>().wait);
+        const b = wait ? await followBatch(api, output(cmd), id) : res.batch;
+        const out = output(cmd);
+        if (out.json) out.raw(b);
+        else out.show(presentBatch(b));
+        if (wait && b.status !== 'deleted') throw new CliError(`batch ${b.name} ${b.status}`);
+      }),
+    );
+  for (const verb of ['retry', 'cancel'] as const) {
+    batch
+      .command(verb)
+      .argument('<batch>', 'batch id')
+      .option('--wait', 'follow it until it ends')
+      .description(verb === 'retry' ? 're-run only the failed members' : 'stop the batch and delete its members')
+      .action(
+        action(async (cmd, id: string) => {
+          const api = client(cmd);
+          const res = await api.post<{ batch: Batch }>(`/v1/server-batches/${id}/${verb}`);
+          const wait = Boolean(cmd.opts<{ wait?: boolean }>().wait);
+          const b = wait ? await followBatch(api, output(cmd), id) : res.batch;
+          if (verb === 'cancel' && wait && b.status === 'cancelled') return showBatch(cmd, api, b, false);
+          await showBatch(cmd, api, b, wait);
+        }),
+      );
+  }
 }
 
 function imageCommands(program: Command): void {
@@ -459,6 +634,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'stratus: ')) });
   loginCommands(program);
   serverCommands(program);
+  batchCommands(program);
   imageCommands(program);
   networkCommands(program);
   volumeCommands(program);

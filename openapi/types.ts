@@ -365,7 +365,8 @@ export interface paths {
         get: operations["getServerBatch"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete every member of a batch that has ended (202; the batch ends `deleted`) */
+        delete: operations["deleteServerBatch"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1084,7 +1085,7 @@ export interface components {
             id: string;
             name: string;
             /** @enum {string} */
-            status: "running" | "succeeded" | "failed" | "cancelling" | "cancelled";
+            status: "running" | "succeeded" | "failed" | "cancelling" | "cancelled" | "deleting" | "deleted";
             count: number;
             min_count: number;
             max_parallel: number;
@@ -2295,6 +2296,36 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+        };
+    };
+    deleteServerBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        batch: components["schemas"]["ServerBatch"];
+                        operation: components["schemas"]["Operation"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
         };
     };
     retryServerBatch: {

@@ -17,7 +17,7 @@ export interface ServerBatchInput {
   rollbackOnFailure: boolean;
   /** Carried over continue-as-new: the next member index to launch, and a rollback under way. */
   next?: number;
-  rollingBack?: 'cancel' | 'failure';
+  rollingBack?: 'cancel' | 'failure' | 'delete';
 }
 
 export interface BatchRunState {

@@ -12,7 +12,8 @@
  * `rollbackOnFailure` the members that did succeed are deleted. `cancel` (a signal) stops launching,
  * lets the members in flight finish, and deletes every member: the batch ends `cancelled` with
  * nothing left. A retry (a new run on the same batch) launches only members that are missing or in
- * ERROR; a member that succeeded is never created again.
+ * ERROR; a member that succeeded is never created again. Deleting a batch that has ended is a run
+ * that deletes every member.
  *
  * Undo of each step: launching a member → the member's own create saga; the batch as a whole →
  * rollback (delete workflows of the members), used on cancel and on failure with rollbackOnFailure.
@@ -61,6 +62,13 @@ export async function serverBatch(input: ServerBatchInput): Promise<{ status: st
     if (!cancelled && roomToGrow()) await continueAsNew<typeof serverBatch>({ ...input, next: state.next });
   }
 
+  if (input.rollingBack === 'delete') {
+    await rollBack('delete');
+    await launcher.finishBatch({ batchId, operationId: input.operationId, status: 'deleted' });
+    state.phase = 'done';
+    return { status: 'deleted', counts: await progress() };
+  }
+
   if (cancelled) {
     await rollBack('cancel');
     const counts = await progress();
@@ -85,7 +93,7 @@ export async function serverBatch(input: ServerBatchInput): Promise<{ status: st
    * Deletes members until none is left: every member on cancel; on failure only those that
    * succeeded (the failed ones stay in ERROR, with their faults, holding nothing).
    */
-  async function rollBack(why: 'cancel' | 'failure'): Promise<void> {
+  async function rollBack(why: 'cancel' | 'failure' | 'delete'): Promise<void> {
     state.phase = 'rolling_back';
     for (;;) {
       const { remaining } = await launcher.deleteBatchMembers({ batchId, maxInFlight: input.maxParallel, onlySucceeded: why === 'failure' });

@@ -165,12 +165,12 @@ export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
     },
 
     /** Ends the batch (and its operation) in its final status, from whatever running state it is in. */
-    async finishBatch(req: { batchId: string; operationId: string; status: 'succeeded' | 'failed' | 'cancelled'; fault?: batches.BatchFault }): Promise<void> {
+    async finishBatch(req: { batchId: string; operationId: string; status: 'succeeded' | 'failed' | 'cancelled' | 'deleted'; fault?: batches.BatchFault }): Promise<void> {
       await db.transaction(async (trx) => {
-        await batches.transition(trx, req.batchId, { from: ['running', 'cancelling'], to: req.status, fault: req.fault ?? null }).catch((err: unknown) => {
+        await batches.transition(trx, req.batchId, { from: ['running', 'cancelling', 'deleting'], to: req.status, fault: req.fault ?? null }).catch((err: unknown) => {
           if (!(err instanceof Conflict)) throw err; // already finished by an earlier attempt
         });
-        const failed = req.status !== 'succeeded';
+        const failed = req.status === 'failed' || req.status === 'cancelled';
         await operations.finish(trx, req.operationId, { status: failed ? 'failed' : 'succeeded', ...(failed && req.fault ? { error: { step: 'batch', ...req.fault } } : {}) });
       });
     },

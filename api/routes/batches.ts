@@ -84,7 +84,7 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
   }
 
   /** Records a run of the batch workflow and starts it (a new run of `batch:<id>` for a retry). */
-  async function run(batch: batches.Batch, kind: 'batch.create' | 'batch.retry'): Promise<operations.Operation> {
+  async function run(batch: batches.Batch, kind: 'batch.create' | 'batch.retry' | 'batch.delete'): Promise<operations.Operation> {
     const op = await recordOperation(db, {
       kind,
       resourceType: 'batch',
@@ -100,6 +100,7 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
       minCount: batch.minCount,
       maxParallel: batch.maxParallel,
       rollbackOnFailure: batch.rollbackOnFailure,
+      ...(kind === 'batch.delete' ? { rollingBack: 'delete' as const } : {}),
     };
     return launchOperation(deps, op, 'serverBatch', [input]);
   }
@@ -167,7 +168,7 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
     const batch = await visibleBatch(auth, req.params.batch_id as string);
     const counts = await batches.memberCounts(db, batch.id);
     if (batch.status === 'running' || batch.status === 'cancelling') throw new Conflict(`batch ${batch.id} is ${batch.status}: wait for it to end`);
-    if (batch.status === 'cancelled') throw new Conflict(`batch ${batch.id} was cancelled: create a new batch`);
+    if (['cancelled', 'deleting', 'deleted'].includes(batch.status)) throw new Conflict(`batch ${batch.id} is ${batch.status}: create a new batch`);
     if (counts.ERROR === 0 && counts.created === batch.count) throw new Conflict(`batch ${batch.id} has no failed member to retry`);
     const running = await batches.transition(db, batch.id, { from: ['succeeded', 'failed'], to: 'running', fault: null });
     const op = await run(running, 'batch.retry').catch(async (err: unknown) => {
@@ -188,6 +189,21 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
     if (!op) throw new Conflict(`batch ${batch.id} has no run to cancel`);
     await deps.temporal.workflow.getHandle(op.workflowId).signal(cancelBatchSignal);
     res.status(202).json({ batch: await present(cancelling), operation: await presentOperation(deps, op, false) });
+  });
+
+  router.delete('/v1/server-batches/:batch_id', async (req, res) => {
+    const auth = callerOf(req);
+    requireWriter(auth);
+    const batch = await visibleBatch(auth, req.params.batch_id as string);
+    const running = (await operations.listByResource(db, batch.id)).find((o) => o.kind === 'batch.delete' && o.status === 'running');
+    if (running) return void res.status(202).json({ batch: await present(batch), operation: await presentOperation(deps, running, false) });
+    if (batch.status === 'running' || batch.status === 'cancelling') throw new Conflict(`batch ${batch.id} is ${batch.status}: cancel it instead`);
+    const deleting = await batches.transition(db, batch.id, { from: ['succeeded', 'failed', 'cancelled'], to: 'deleting' });
+    const op = await run(deleting, 'batch.delete').catch(async (err: unknown) => {
+      await batches.transition(db, batch.id, { from: ['deleting'], to: batch.status }).catch(() => undefined);
+      throw err;
+    });
+    res.status(202).json({ batch: await present(deleting), operation: await presentOperation(deps, op, false) });
   });
 
   return router;

@@ -18,7 +18,7 @@ const up_ = [
     max_parallel integer not null constraint server_batches_max_parallel_check check (max_parallel between 1 and 1000),
     rollback_on_failure boolean not null default false,
     status text not null constraint server_batches_status_check
-      check (status in ('running', 'succeeded', 'failed', 'cancelling', 'cancelled')),
+      check (status in ('running', 'succeeded', 'failed', 'cancelling', 'cancelled', 'deleting', 'deleted')),
     fault jsonb,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now()

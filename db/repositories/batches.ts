@@ -9,7 +9,7 @@ import { isUuid } from '../ids';
 import { byCreation, paginate } from '../pagination';
 import type { Page, PageRequest, Queryable } from '../types';
 
-export type BatchStatus = 'running' | 'succeeded' | 'failed' | 'cancelling' | 'cancelled';
+export type BatchStatus = 'running' | 'succeeded' | 'failed' | 'cancelling' | 'cancelled' | 'deleting' | 'deleted';
 
 export interface BatchFault {
   code: string;

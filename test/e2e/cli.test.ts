@@ -7,10 +7,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { FaultPlan } from '../../activities/fault-injection';
 import { ADMIN_PASSWORD, startTestCloud, type TestCloud } from '../support/cloud';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'stratus');
 let t: TestCloud;
+const faults = new FaultPlan();
 let home: string;
 
 interface Run {
@@ -38,7 +40,7 @@ async function json(args: string[]): Promise<any> {
 }
 
 beforeAll(async () => {
-  t = await startTestCloud();
+  t = await startTestCloud({ faults, env: { STRATUS_HOST_VCPUS: '256', STRATUS_HOST_RAM_MB: '65536' } });
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-cli-'));
 }, 120_000);
 
@@ -116,6 +118,37 @@ test('image, network, subnet, server with --wait, actions, console, volume, dele
   expect(gone.stderr).toMatch(/^stratus: 404 /);
 }, 180_000);
 
+test('batch create --wait, retry of the failed members, delete', async () => {
+  const suffix = randomBytes(3).toString('hex');
+  const file = path.join(home, 'batch.raw');
+  fs.writeFileSync(file, randomBytes(64 * 1024));
+  await json(['image', 'upload', `bimg-${suffix}`, '--file', file]);
+  await json(['network', 'create', `bnet-${suffix}`]);
+  await json(['subnet', 'create', '--network', `bnet-${suffix}`, '--cidr', '10.78.0.0/24']);
+
+  faults.failAt('allocate_port', 'fatal', 2);
+  const args = ['batch', 'create', `fleet-${suffix}`, '--count', '5', '--flavor', 'm1.tiny', '--image', `bimg-${suffix}`, '--network', `bnet-${suffix}`, '--wait'];
+  const failed = await stratus([...args, '--json']);
+  faults.clear();
+  expect(failed.code).toBe(1); // two members failed: the batch did not reach min_count (5)
+  expect(failed.stderr).toMatch(/^stratus: batch fleet-\w+ failed: 3 of 5 members ACTIVE/);
+  const batch = JSON.parse(failed.stdout);
+  expect(batch.counts).toMatchObject({ active: 3, error: 2 });
+
+  const table = await stratus(['batch', 'show', batch.id]);
+  expect(table.code).toBe(0);
+  expect(table.stdout).toContain('Failed member');
+  expect(table.stdout).toContain('allocate_port');
+
+  const retried = await json(['batch', 'retry', batch.id, '--wait']);
+  expect(retried).toMatchObject({ status: 'succeeded', counts: { active: 5, error: 0 } });
+  const members = await json(['server', 'list']);
+  expect(members.filter((s: { batch_id: string }) => s.batch_id === batch.id)).toHaveLength(5);
+
+  const deleted = await json(['batch', 'delete', batch.id, '--wait']);
+  expect(deleted).toMatchObject({ status: 'deleted', counts: { active: 0, deleted: 5 } });
+}, 180_000);
+
 test('bad input is one readable line naming the problem, and creates nothing', async () => {
   const before = await json(['server', 'list']);
   const r = await stratus(['server', 'create', 'x', '--flavor', 'no-such-flavor', '--image', 'whatever']);
@@ -135,5 +168,5 @@ test('shell completion is generated from the commands', async () => {
   expect(r.stdout).toContain('complete -o default -F _stratus_complete stratus');
   expect(r.stdout).toMatch(/"server"\) words="create list show delete start stop reboot console/);
   expect(r.stdout).toMatch(/"server create"\) words="--flavor --image --network/);
-  expect(r.stdout).toMatch(/""\) words="login logout server image network subnet volume flavor completion up api conductor agent --json --url/);
+  expect(r.stdout).toMatch(/""\) words="login logout server batch image network subnet volume flavor completion up api conductor agent --json --url/);
 });

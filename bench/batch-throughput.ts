@@ -21,6 +21,7 @@ import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
 import { freePort } from '../core/ports';
 import { startCloud } from '../workers/cloud';
+import { jsonCaller } from './http';
 
 const { values: args } = parseArgs({
   options: {
@@ -80,15 +81,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const cloud = await startCloud('up', config, createLogger('warn'));
   const api = `http://127.0.0.1:${port}`;
-  const call = async (method: string, url: string, token?: string, body?: unknown) => {
-    const res = await fetch(`${api}${url}`, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const call = jsonCaller(api);
   const db = cloud.db!;
   try {
     console.log(`cloud up in ${((performance.now() - started) / 1000).toFixed(1)} s (${args.db}); ${os.cpus().length} cores × ${os.cpus()[0]?.model ?? '?'}`);

@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     STRATUS_HOST_RAM_MB: String((COUNT + 64) * 256),
     STRATUS_HOST_DISK_GB: String((COUNT + 64) * 2),
     LOG_LEVEL: 'warn',
+    STRATUS_QUOTA_SERVERS: '-1', STRATUS_QUOTA_VCPUS: '-1', STRATUS_QUOTA_RAM_MB: '-1', STRATUS_QUOTA_PORTS: '-1', STRATUS_QUOTA_VOLUMES: '-1', STRATUS_QUOTA_VOLUME_GB: '-1',
     ...(database ? { DATABASE_URL: database.url } : {}),
   });
   const started = performance.now();

@@ -14,6 +14,7 @@ import { Conflict } from '../../core/errors';
 import { uuidFrom } from '../../db/ids';
 import * as batches from '../../db/repositories/batches';
 import * as operations from '../../db/repositories/operations';
+import * as serverGroups from '../../db/repositories/server-groups';
 import * as servers from '../../db/repositories/servers';
 import { operationStartOptions } from '../../temporal/operation-start';
 import type { Flavor } from './types';
@@ -26,6 +27,9 @@ export interface BatchTemplate {
   networks: NetworkRequest[];
   volumes: Array<{ sizeGb: number; deleteOnTermination?: boolean }>;
   metadata: Record<string, string>;
+  /** Placement asked for: members are created in this zone and join this server group. */
+  availabilityZone?: string | null;
+  groupId?: string | null;
 }
 
 export function memberServerId(batchId: string, index: number): string {
@@ -101,15 +105,21 @@ export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
         let server = await servers.get(db, serverId);
         if (!server) {
           try {
-            server = await servers.create(db, {
-              id: serverId,
-              projectId: batch.projectId,
-              userId: batch.userId,
-              name: memberName(batch.namePattern, index),
-              flavorId: t.flavor.id,
-              imageId: t.imageId,
-              metadata: t.metadata,
-              batch: { id: batchId, index },
+            server = await db.transaction(async (trx) => {
+              const row = await servers.create(trx, {
+                id: serverId,
+                projectId: batch.projectId,
+                userId: batch.userId,
+                name: memberName(batch.namePattern, index),
+                flavorId: t.flavor.id,
+                imageId: t.imageId,
+                metadata: t.metadata,
+                availabilityZone: t.availabilityZone ?? null,
+                batch: { id: batchId, index },
+              });
+              // The member's quota is reserved by its own create (authenticate step): a batch counts member by member.
+              if (t.groupId) await serverGroups.addMember(trx, t.groupId, serverId);
+              return row;
             });
           } catch (err) {
             if (!(err instanceof Conflict)) throw err;

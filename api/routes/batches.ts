@@ -16,6 +16,7 @@ import { hasRole, type AuthContext, type IdentityService } from '../../services/
 import { authenticate, callerOf, requireWriter } from '../auth';
 import { launchOperation, presentOperation, recordOperation, type OperationDeps } from '../operations';
 import { pageQuery } from '../pagination';
+import { checkPlacementRequest } from '../../services/server-requests';
 import { resolveCreate, type CreateBody } from './servers';
 
 type Schemas = components['schemas'];
@@ -27,6 +28,12 @@ type BatchBody = {
   max_parallel?: number;
   rollback_on_failure?: boolean;
 };
+
+/** The server checks name `body.<field>`; in a batch the field lives in the template. */
+function inTemplate(err: unknown): never {
+  if (err instanceof DomainError) for (const f of err.fields) f.field = f.field.replace(/^body\.(?!template\.)/, 'body.template.');
+  throw err;
+}
 
 /** Members in BUILD at once when the request does not say. */
 const DEFAULT_MAX_PARALLEL = 20;
@@ -118,17 +125,16 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
     for (const [i, v] of (body.template.volumes ?? []).entries()) {
       if (v.volume_id) throw new InvalidInput('a batch cannot attach one volume to every member', [{ field: `body.template.volumes[${i}].volume_id`, message: 'use size_gb' }]);
     }
-    const plan = await resolveCreate(db, auth, body.template, 'body.template').catch((err: unknown) => {
-      // The image check names body.image_id; in a batch the field lives in the template.
-      if (err instanceof DomainError) for (const f of err.fields) f.field = f.field.replace(/^body\.(?!template\.)/, 'body.template.');
-      throw err;
-    });
+    const plan = await resolveCreate(db, auth, body.template, 'body.template').catch(inTemplate);
+    const placement = await checkPlacementRequest(db, auth, body.template).catch(inTemplate);
     const template: BatchTemplate = {
       flavor: plan.flavor,
       imageId: plan.imageId,
       networks: plan.networks,
       volumes: plan.volumes.flatMap((v) => ('sizeGb' in v ? [v] : [])),
       metadata: body.template.metadata ?? {},
+      availabilityZone: placement.availabilityZone,
+      groupId: placement.group?.id ?? null,
     };
     const batch = await batches.create(db, {
       id: randomUUID(),

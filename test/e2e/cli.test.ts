@@ -40,7 +40,7 @@ async function json(args: string[]): Promise<any> {
 }
 
 beforeAll(async () => {
-  t = await startTestCloud({ faults, env: { STRATUS_HOST_VCPUS: '256', STRATUS_HOST_RAM_MB: '65536' } });
+  t = await startTestCloud({ faults, env: { STRATUS_HOST_VCPUS: '256', STRATUS_HOST_RAM_MB: '65536', STRATUS_QUOTA_SERVERS: '-1', STRATUS_QUOTA_PORTS: '-1' } });
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-cli-'));
 }, 120_000);
 

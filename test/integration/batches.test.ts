@@ -17,7 +17,7 @@ let template: { name: string; flavor_id: string; image_id: string; networks: Arr
 
 beforeAll(async () => {
   // Room for a few batches at once on the one test host.
-  t = await startTestCloud({ faults, env: { STRATUS_HOST_VCPUS: '512', STRATUS_HOST_RAM_MB: '131072', STRATUS_HOST_DISK_GB: '4096' } });
+  t = await startTestCloud({ faults, env: { STRATUS_HOST_VCPUS: '512', STRATUS_HOST_RAM_MB: '131072', STRATUS_HOST_DISK_GB: '4096', STRATUS_QUOTA_SERVERS: '-1', STRATUS_QUOTA_VCPUS: '-1', STRATUS_QUOTA_RAM_MB: '-1', STRATUS_QUOTA_PORTS: '-1', STRATUS_QUOTA_VOLUMES: '-1', STRATUS_QUOTA_VOLUME_GB: '-1' } });
   admin = await t.login();
   hv = await openHypervisor('test:///default');
   const net = await createNetwork(t, admin, '10.40.0.0/22');
@@ -130,6 +130,33 @@ test('below min_count with rollback_on_failure: the succeeded members are delete
   expect(done.fault.message).toMatch(/3 of 6 members ACTIVE, fewer than min_count 5/);
   expect(done.counts).toMatchObject({ active: 0, error: 3, deleted: 3 });
   expect(await holdings(id)).toEqual({ ports: 0, claims: 0, volumes: 0, domains: 0, disks: 0 });
+}, 180_000);
+
+test('a batch counts against the quota member by member; an availability zone places every member', async () => {
+  const project = (await t.call('POST', '/v1/projects', { token: admin, body: { name: 'quota-team' } })).body;
+  const user = (await t.call('POST', '/v1/users', { token: admin, body: { name: 'quota-user', password: 'quota-user-pw' } })).body;
+  await t.call('PUT', `/v1/projects/${project.id}/users/${user.id}/roles/member`, { token: admin });
+  expect((await t.call('PUT', `/v1/projects/${project.id}/quota`, { token: admin, body: { servers: 3 } })).status).toBe(200);
+  const member = await t.login('quota-user', 'quota-user-pw', 'quota-team');
+  const net = (await t.call('POST', '/v1/networks', { token: member, body: { name: 'qnet' } })).body;
+  await t.call('POST', '/v1/subnets', { token: member, body: { network_id: net.id, cidr: '10.44.0.0/24' } });
+  const zone = (await t.call('GET', '/v1/hosts', { token: admin })).body.hosts[0].availability_zone as string;
+  const imageId = await uploadRawImage(t, member);
+  const body = { template: { ...template, name: 'q', image_id: imageId, networks: [{ network_id: net.id }], availability_zone: zone }, count: 5, min_count: 3 };
+  const created = await t.call('POST', '/v1/server-batches', { token: member, body });
+  expect(created.status).toBe(202);
+  const done = await t.waitFor(`/v1/server-batches/${created.body.batch.id}`, member, (r) => r.body.status !== 'running', 120_000);
+  expect(done.body.status).toBe('succeeded');
+  expect(done.body.counts).toMatchObject({ active: 3, error: 2 });
+  const failed = done.body.members.items.filter((m: { status: string }) => m.status === 'ERROR');
+  for (const m of failed) expect(m.fault).toMatchObject({ code: 'QuotaExceeded' });
+  const members = (await t.call('GET', `/v1/servers?batch_id=${created.body.batch.id}`, { token: member })).body.servers;
+  expect(members.every((s: { availability_zone: string }) => s.availability_zone === zone)).toBe(true);
+  const quota = (await t.call('GET', `/v1/projects/${project.id}/quota`, { token: member })).body;
+  expect(quota.servers).toMatchObject({ limit: 3, used: 3, reserved: 0 });
+  await t.call('DELETE', `/v1/server-batches/${created.body.batch.id}`, { token: member });
+  await t.waitFor(`/v1/server-batches/${created.body.batch.id}`, member, (r) => r.body.status === 'deleted', 120_000);
+  expect((await t.call('GET', `/v1/projects/${project.id}/quota`, { token: member })).body.servers).toMatchObject({ used: 0, reserved: 0 });
 }, 180_000);
 
 test('bad batches are 4xx naming the field, and create nothing', async () => {

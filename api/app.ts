@@ -20,6 +20,7 @@ import { flavorsRouter } from './routes/flavors';
 import { identityRouter } from './routes/identity';
 import { networksRouter } from './routes/networks';
 import { imagesRouter, type ImageRoutesDeps } from './routes/images';
+import { leftoversRouter } from './routes/leftovers';
 import { serversRouter } from './routes/servers';
 import { volumesRouter } from './routes/volumes';
 import { quotasRouter } from './routes/quotas';
@@ -83,6 +84,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.use(imagesRouter({ db, identity, ...images }));
   app.use(serversRouter({ db, temporal, config, identity, quotaDefaults }));
   app.use(volumesRouter({ db, temporal, config, identity, quotaDefaults }));
+  app.use(leftoversRouter({ db, identity }));
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

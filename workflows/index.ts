@@ -6,3 +6,4 @@ export { serverAction } from './server-action';
 export { meterServer } from './meter-server';
 export { createVolume, deleteVolume, attachVolume, detachVolume } from './volumes';
 export { serverConsole } from './server-console';
+export { reconciler } from './reconciler';

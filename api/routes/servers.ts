@@ -14,7 +14,7 @@ import * as servers from '../../db/repositories/servers';
 import * as volumes from '../../db/repositories/volumes';
 import type { QuotaLimits } from '../../db/repositories/quotas';
 import * as serverGroups from '../../db/repositories/server-groups';
-import { checkPlacementRequest, holdServerRequest, releaseServerRequest } from '../../services/server-requests';
+import { checkPlacementRequest, holdServerRequest } from '../../services/server-requests';
 import { assertImageUsable } from '../../activities/image/control';
 import { domainNameFor } from '../../activities/compute/types';
 import { deviceFor } from '../../activities/storage/control';

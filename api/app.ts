@@ -22,6 +22,7 @@ import { identityRouter } from './routes/identity';
 import { networksRouter } from './routes/networks';
 import { imagesRouter, type ImageRoutesDeps } from './routes/images';
 import { batchesRouter } from './routes/batches';
+import { leftoversRouter } from './routes/leftovers';
 import { serversRouter } from './routes/servers';
 import { volumesRouter } from './routes/volumes';
 import { quotasRouter } from './routes/quotas';
@@ -87,6 +88,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.use(serversRouter({ db, temporal, config, identity, quotaDefaults }));
   app.use(volumesRouter({ db, temporal, config, identity, quotaDefaults }));
   app.use(batchesRouter({ db, temporal, config, identity }));
+  app.use(leftoversRouter({ db, identity }));
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

@@ -306,6 +306,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/leftovers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The ledger of leftovers (admin)
+         * @description What an undo could not clean up (a disk on a host that was down, a release the database refused):
+         *     the resource, the host, the action the reconciler retries until it succeeds, the last error and the
+         *     operation. `status=pending` (the default) lists what is still there; `status=done` what was cleaned up.
+         */
+        get: operations["listLeftovers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/servers": {
         parameters: {
             query?: never;
@@ -402,7 +424,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Stop a running batch and roll it back (members in flight finish, then every member is deleted) */
+        /** Stop a running batch and roll it back (members in flight are cancelled, every member is deleted) */
         post: operations["cancelServerBatch"];
         delete?: never;
         options?: never;
@@ -423,7 +445,11 @@ export interface paths {
         get: operations["getServer"];
         put?: never;
         post?: never;
-        /** Delete a server (202; the delete workflow releases everything it holds) */
+        /**
+         * Delete a server (202; the delete workflow releases everything it holds)
+         * @description A server in BUILD is deleted too: its create is cancelled (its undo runs to the end), then the
+         *     delete runs. What a host could not clean up goes to the ledger of leftovers (GET /v1/leftovers).
+         */
         delete: operations["deleteServer"];
         options?: never;
         head?: never;
@@ -1005,6 +1031,32 @@ export interface components {
             volumes: components["schemas"]["QuotaLine"];
             volume_gb: components["schemas"]["QuotaLine"];
             ports: components["schemas"]["QuotaLine"];
+        };
+        Leftover: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            operation_id: string | null;
+            /** @description e.g. server, volume */
+            resource_type: string;
+            resource_id: string;
+            /** @description The host the action runs on (null: a control-plane action) */
+            host: string | null;
+            /** @description What the reconciler runs to finish the job */
+            action: {
+                /** @description e.g. destroyServer, deleteVolume, releasePorts */
+                activity: string;
+                args: unknown[];
+            };
+            /** @description The latest failure */
+            error: string;
+            /** @description Retries by the reconciler so far */
+            attempts: number;
+            /** @enum {string} */
+            status: "pending" | "done";
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            done_at: components["schemas"]["Timestamp"] | null;
         };
         Fault: {
             /** @description The step that failed, e.g. schedule or boot */
@@ -2114,6 +2166,35 @@ export interface operations {
             404: components["responses"]["Problem"];
         };
     };
+    listLeftovers: {
+        parameters: {
+            query?: {
+                status?: "pending" | "done";
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Leftovers, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        leftovers: components["schemas"]["Leftover"][];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+        };
+    };
     listServers: {
         parameters: {
             query?: {
@@ -2457,6 +2538,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
         };
     };
     serverAction: {

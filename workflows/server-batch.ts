@@ -9,9 +9,9 @@
  * A batch of 10,000 stays far from the 51,200-event and 2,000-pending-children limits.
  *
  * Ends: `succeeded` when at least `minCount` members are ACTIVE; else `failed`, and with
- * `rollbackOnFailure` the members that did succeed are deleted. `cancel` (a signal) stops launching,
- * lets the members in flight finish, and deletes every member: the batch ends `cancelled` with
- * nothing left. A retry (a new run on the same batch) launches only members that are missing or in
+ * `rollbackOnFailure` the members that did succeed are deleted. `cancel` (a signal) stops launching
+ * and deletes every member (those in flight through their create's cancel): the batch ends
+ * `cancelled` with nothing left. A retry (a new run on the same batch) launches only members that are missing or in
  * ERROR; a member that succeeded is never created again. Deleting a batch that has ended is a run
  * that deletes every member.
  *

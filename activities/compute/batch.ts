@@ -11,12 +11,13 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import { Conflict } from '../../core/errors';
-import { uuidFrom } from '../../db/ids';
+import { newId, uuidFrom } from '../../db/ids';
 import * as batches from '../../db/repositories/batches';
 import * as operations from '../../db/repositories/operations';
 import * as serverGroups from '../../db/repositories/server-groups';
 import * as servers from '../../db/repositories/servers';
-import { operationStartOptions } from '../../temporal/operation-start';
+import { startOperationWorkflow } from '../../temporal/start-operation';
+import { OPERATIONS, type OperationDef } from '../../workflows/catalog';
 import type { Flavor } from './types';
 import type { NetworkRequest } from '../network/types';
 
@@ -52,11 +53,11 @@ export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
     return temporal;
   }
 
-  /** Records a member's operation and starts its workflow; a completed create is never started again. */
-  async function startMemberWorkflow(op: operations.Operation, workflowType: string, args: unknown[]): Promise<void> {
+  /** Starts a member operation's workflow from its row; a completed create is never started again. */
+  async function startMemberWorkflow(op: operations.Operation): Promise<void> {
     try {
-      const handle = await client().workflow.start(workflowType, { ...operationStartOptions(op, 'ALLOW_DUPLICATE_FAILED_ONLY'), args });
-      await operations.setRunId(db, op.id, handle.firstExecutionRunId);
+      const runId = await startOperationWorkflow(client(), op, op.workflowType ?? '', op.workflowArgs ?? [], undefined, 'ALLOW_DUPLICATE_FAILED_ONLY');
+      await operations.setRunId(db, op.id, runId);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       // The member's create already completed: nothing to run, and this operation never ran.
@@ -64,11 +65,29 @@ export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
     }
   }
 
-  /** The running operation of `kind` on the server (a re-run of this activity made it), or a new one. */
-  async function operationFor(serverId: string, projectId: string, kind: string, workflowId: string): Promise<operations.Operation> {
-    const running = (await operations.listByResource(db, serverId)).find((o) => o.kind === kind && o.status === 'running');
+  /**
+   * The running operation of `def` on the server (a re-run of this activity recorded it), or a new
+   * one, recorded with its workflow's input so the reconciler can start it if this activity cannot.
+   */
+  async function operationFor<W extends OperationDef['workflow']>(
+    def: OperationDef<W>,
+    serverId: string,
+    projectId: string,
+    input: (operationId: string) => unknown,
+  ): Promise<operations.Operation> {
+    const running = (await operations.listByResource(db, serverId)).find((o) => o.kind === def.kind && o.status === 'running');
     if (running) return running;
-    return operations.create(db, { kind, resourceType: 'server', resourceId: serverId, projectId, workflowId });
+    const id = newId();
+    return operations.create(db, {
+      id,
+      kind: def.kind,
+      resourceType: def.resourceType,
+      resourceId: serverId,
+      projectId,
+      workflowId: def.workflowId(serverId, id),
+      workflowType: def.workflow.name,
+      workflowArgs: [input(id)],
+    });
   }
 
   /** Waits (briefly) until the member's previous create run has closed, so a retry starts a new run. */
@@ -125,18 +144,24 @@ export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
             if (!(err instanceof Conflict)) throw err;
             server = await servers.get(db, serverId); // a re-run of this activity made it first
           }
-        } else if (server.status === 'ERROR' && server.taskState === null && (await previousRunClosed(`server:${serverId}:create`))) {
+        } else if (server.status === 'ERROR' && server.taskState === null && (await previousRunClosed(OPERATIONS.serverCreate.workflowId(serverId, '')))) {
           server = await servers.update(db, serverId, { status: 'BUILD', taskState: 'scheduling', fault: null }, { from: ['ERROR'], idle: true }).catch((err: unknown) => {
             if (err instanceof Conflict) return servers.get(db, serverId);
             throw err;
           });
         }
         if (server?.status !== 'BUILD') continue;
-        const workflowId = `server:${serverId}:create`;
-        const op = await operationFor(serverId, batch.projectId, 'server.create', workflowId);
-        await startMemberWorkflow(op, 'createServer', [
-          { serverId, projectId: batch.projectId, userId: batch.userId ?? '', operationId: op.id, flavor: t.flavor, imageId: t.imageId, networks: t.networks, volumes: t.volumes },
-        ]);
+        const op = await operationFor(OPERATIONS.serverCreate, serverId, batch.projectId, (operationId) => ({
+          serverId,
+          projectId: batch.projectId,
+          userId: batch.userId ?? '',
+          operationId,
+          flavor: t.flavor,
+          imageId: t.imageId,
+          networks: t.networks,
+          volumes: t.volumes,
+        }));
+        await startMemberWorkflow(op);
         started += 1;
       }
       return { started };
@@ -148,9 +173,9 @@ export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
     },
 
     /**
-     * One round of rolling the batch back: starts the delete of up to `maxInFlight` members that are
-     * settled (ACTIVE, SHUTOFF or ERROR with no task; with `onlySucceeded`, not the ERROR ones), and
-     * returns how many of those are not DELETED yet. Members still being built are left to finish first.
+     * One round of rolling the batch back: starts the delete of up to `maxInFlight` members (with
+     * `onlySucceeded`, not the ERROR ones), and returns how many of those are not DELETED yet. A member
+     * in BUILD is deleted through its create's cancel; one busy with another task is left for later.
      */
     async deleteBatchMembers({ batchId, maxInFlight, onlySucceeded = false }: { batchId: string; maxInFlight: number; onlySucceeded?: boolean }): Promise<{ remaining: number }> {
       const members = await db('servers').where({ batch_id: batchId }).whereNot('status', 'DELETED').select('id', 'project_id', 'status', 'task_state');
@@ -159,16 +184,19 @@ export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
       let room = maxInFlight - deleting;
       for (const m of victims as Array<{ id: string; project_id: string; status: string; task_state: string | null }>) {
         if (room <= 0) break;
-        if (m.task_state !== null || m.status === 'BUILD') continue;
-        try {
-          await servers.update(db, m.id, { taskState: 'deleting' }, { from: ['ACTIVE', 'SHUTOFF', 'ERROR'], idle: true });
-        } catch (err) {
-          if (err instanceof Conflict) continue; // someone else is working on it
-          throw err;
+        // A member still being built: its delete cancels the create (whose undo runs to the end) first.
+        const building = m.status === 'BUILD';
+        if (!building) {
+          if (m.task_state !== null) continue;
+          try {
+            await servers.update(db, m.id, { taskState: 'deleting' }, { from: ['ACTIVE', 'SHUTOFF', 'ERROR'], idle: true });
+          } catch (err) {
+            if (err instanceof Conflict) continue; // someone else is working on it
+            throw err;
+          }
         }
-        const workflowId = `server:${m.id}:delete`;
-        const op = await operationFor(m.id, m.project_id, 'server.delete', workflowId);
-        await client().workflow.start('deleteServer', { ...operationStartOptions(op), args: [{ serverId: m.id, operationId: op.id }] });
+        const op = await operationFor(OPERATIONS.serverDelete, m.id, m.project_id, (operationId) => ({ serverId: m.id, operationId, ...(building ? { cancelCreate: true } : {}) }));
+        await startOperationWorkflow(client(), op, op.workflowType ?? '', op.workflowArgs ?? []);
         room -= 1;
       }
       return { remaining: victims.length };

@@ -90,6 +90,13 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
       await quotas.release(db, serverId);
     },
 
+    /** The server's host and status, read only (DELETED included). */
+    async serverSnapshot({ serverId }: { serverId: string }): Promise<{ host: string | null; status: string }> {
+      const server = await servers.get(db, serverId);
+      if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'NotFound');
+      return { host: server.host, status: server.status };
+    },
+
     /** Updates the server record and returns it (the delete flow reads the host from it). */
     async setServerState(patch: ServerStatePatch): Promise<{ host: string | null; status: string }> {
       const { serverId, ...changes } = patch;
@@ -183,6 +190,16 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
         if (changes.status === 'DELETED') await serverGroups.removeMember(trx, serverId);
         await operations.finish(trx, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) });
       });
+    },
+
+    /**
+     * Finishes, as cancelled, a create of the server still recorded running whose workflow never
+     * started (a delete got there first): nothing will start it later.
+     */
+    async abandonUnstartedCreate({ serverId, fault }: { serverId: string; fault: operations.OperationError }): Promise<void> {
+      for (const op of await operations.listByResource(db, serverId)) {
+        if (op.kind === 'server.create' && op.status === 'running') await operations.finish(db, op.id, { status: 'failed', error: fault });
+      }
     },
 
     async finishOperation(req: { operationId: string; status: 'succeeded' | 'failed'; error?: operations.OperationError }): Promise<void> {

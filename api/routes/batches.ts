@@ -11,10 +11,11 @@ import * as batches from '../../db/repositories/batches';
 import * as operations from '../../db/repositories/operations';
 import * as servers from '../../db/repositories/servers';
 import type { components } from '../../openapi/types';
-import { cancelBatchSignal, serverBatchWorkflowId, type ServerBatchInput } from '../../workflows/batch-contract';
+import { cancelBatchSignal, type ServerBatchInput } from '../../workflows/batch-contract';
+import { OPERATIONS } from '../../workflows/catalog';
 import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
 import { authenticate, callerOf, requireWriter } from '../auth';
-import { launchOperation, presentOperation, recordOperation, type OperationDeps } from '../operations';
+import { presentOperation, startOperation, type OperationDeps } from '../operations';
 import { pageQuery } from '../pagination';
 import { checkPlacementRequest } from '../../services/server-requests';
 import { resolveCreate, type CreateBody } from './servers';
@@ -91,25 +92,21 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
   }
 
   /** Records a run of the batch workflow and starts it (a new run of `batch:<id>` for a retry). */
-  async function run(batch: batches.Batch, kind: 'batch.create' | 'batch.retry' | 'batch.delete'): Promise<operations.Operation> {
-    const op = await recordOperation(db, {
-      kind,
-      resourceType: 'batch',
+  async function run(batch: batches.Batch, name: 'batchCreate' | 'batchRetry' | 'batchDelete'): Promise<operations.Operation> {
+    return startOperation(deps, {
+      def: OPERATIONS[name],
       resourceId: batch.id,
       projectId: batch.projectId,
-      workflowType: 'serverBatch',
-      workflowId: serverBatchWorkflowId(batch.id),
+      input: (operationId): ServerBatchInput => ({
+        batchId: batch.id,
+        operationId,
+        count: batch.count,
+        minCount: batch.minCount,
+        maxParallel: batch.maxParallel,
+        rollbackOnFailure: batch.rollbackOnFailure,
+        ...(name === 'batchDelete' ? { rollingBack: 'delete' as const } : {}),
+      }),
     });
-    const input: ServerBatchInput = {
-      batchId: batch.id,
-      operationId: op.id,
-      count: batch.count,
-      minCount: batch.minCount,
-      maxParallel: batch.maxParallel,
-      rollbackOnFailure: batch.rollbackOnFailure,
-      ...(kind === 'batch.delete' ? { rollingBack: 'delete' as const } : {}),
-    };
-    return launchOperation(deps, op, 'serverBatch', [input]);
   }
 
   router.post('/v1/server-batches', async (req, res) => {
@@ -148,7 +145,7 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
       maxParallel: body.max_parallel ?? Math.min(DEFAULT_MAX_PARALLEL, body.count),
       rollbackOnFailure: body.rollback_on_failure ?? false,
     });
-    const op = await run(batch, 'batch.create').catch(async (err: unknown) => {
+    const op = await run(batch, 'batchCreate').catch(async (err: unknown) => {
       // Nothing half-created: a batch whose workflow never started never existed for users.
       await db('server_batches').where({ id: batch.id }).delete().catch(() => undefined);
       throw err;
@@ -177,7 +174,7 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
     if (['cancelled', 'deleting', 'deleted'].includes(batch.status)) throw new Conflict(`batch ${batch.id} is ${batch.status}: create a new batch`);
     if (counts.ERROR === 0 && counts.created === batch.count) throw new Conflict(`batch ${batch.id} has no failed member to retry`);
     const running = await batches.transition(db, batch.id, { from: ['succeeded', 'failed'], to: 'running', fault: null });
-    const op = await run(running, 'batch.retry').catch(async (err: unknown) => {
+    const op = await run(running, 'batchRetry').catch(async (err: unknown) => {
       await batches.transition(db, batch.id, { from: ['running'], to: batch.status, fault: batch.fault }).catch(() => undefined);
       throw err;
     });
@@ -201,11 +198,11 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
     const auth = callerOf(req);
     requireWriter(auth);
     const batch = await visibleBatch(auth, req.params.batch_id as string);
-    const running = (await operations.listByResource(db, batch.id)).find((o) => o.kind === 'batch.delete' && o.status === 'running');
+    const running = (await operations.listByResource(db, batch.id)).find((o) => o.kind === OPERATIONS.batchDelete.kind && o.status === 'running');
     if (running) return void res.status(202).json({ batch: await present(batch), operation: await presentOperation(deps, running, false) });
     if (batch.status === 'running' || batch.status === 'cancelling') throw new Conflict(`batch ${batch.id} is ${batch.status}: cancel it instead`);
     const deleting = await batches.transition(db, batch.id, { from: ['succeeded', 'failed', 'cancelled'], to: 'deleting' });
-    const op = await run(deleting, 'batch.delete').catch(async (err: unknown) => {
+    const op = await run(deleting, 'batchDelete').catch(async (err: unknown) => {
       await batches.transition(db, batch.id, { from: ['deleting'], to: batch.status }).catch(() => undefined);
       throw err;
     });

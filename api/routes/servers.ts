@@ -16,12 +16,13 @@ import * as servers from '../../db/repositories/servers';
 import * as volumes from '../../db/repositories/volumes';
 import type { QuotaLimits } from '../../db/repositories/quotas';
 import * as serverGroups from '../../db/repositories/server-groups';
-import { checkPlacementRequest, holdServerRequest, releaseServerRequest } from '../../services/server-requests';
+import { checkPlacementRequest, holdServerRequest } from '../../services/server-requests';
 import { assertImageUsable } from '../../activities/image/control';
 import { domainNameFor } from '../../activities/compute/types';
 import { deviceFor } from '../../activities/storage/control';
 import type { components } from '../../openapi/types';
 import { CONDUCTOR_TASK_QUEUE } from '../../temporal/constants';
+import { OPERATIONS } from '../../workflows/catalog';
 import type { CreateServerInput } from '../../workflows/create-server';
 import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
 import { authenticate, callerOf, requireWriter } from '../auth';
@@ -48,8 +49,8 @@ export function serverIdForKey(projectId: string, key: string): string {
 const CONSOLE_POLL_MS = 1000;
 const STREAM_WINDOW_BYTES = 1024 * 1024;
 
-/** Nova's task_state while an action runs (set by the API when it accepts the action). */
-const TASK_STATE_OF = { start: 'powering-on', stop: 'powering-off', reboot: 'rebooting' } as const;
+/** The catalog entry of each power action (its task_state is set by the API when it accepts the action). */
+const ACTION_OPERATION = { start: 'serverStart', stop: 'serverStop', reboot: 'serverReboot' } as const;
 
 /** Checks every reference of a create request; throws 400/404/409 naming the field. */
 export async function resolveCreate(db: Knex, auth: AuthContext, body: CreateBody, fieldPrefix = 'body'): Promise<Omit<CreateServerInput, 'serverId' | 'operationId'>> {
@@ -184,11 +185,13 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     const key = req.get('idempotency-key');
     const serverId = key ? serverIdForKey(auth.project.id, key) : randomUUID();
 
-    // A retried request with the same key: the same server and operation, never a second server.
+    // A retried request with the same key: the same server and operation, never a second server; a
+    // create whose workflow never started (the API crashed, Temporal was down) is started now.
     const replay = async (): Promise<boolean> => {
       const existing = key ? await servers.get(db, serverId) : null;
-      const op = existing && (await operations.listByResource(db, serverId)).find((o) => o.kind === 'server.create');
+      let op = existing && (await operations.listByResource(db, serverId)).find((o) => o.kind === OPERATIONS.serverCreate.kind);
       if (!existing || !op || existing.projectId !== auth.project.id) return false;
+      if (op.status === 'running' && !op.runId) op = await launchOperation(deps, op, 'keep');
       res.status(202).json({ server: await present(auth, existing, false), operation: await presentOperation(deps, op, false) });
       return true;
     };
@@ -196,7 +199,6 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
 
     const plan = await resolveCreate(db, auth, body);
     const placement = await checkPlacementRequest(db, auth, body);
-    const workflowId = `server:${serverId}:create`;
     let server: servers.Server;
     let op: operations.Operation;
     try {
@@ -215,12 +217,10 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
           availabilityZone: placement.availabilityZone,
         });
         const recorded = await recordOperation(trx, {
-          kind: 'server.create',
-          resourceType: 'server',
+          def: OPERATIONS.serverCreate,
           resourceId: serverId,
           projectId: auth.project.id,
-          workflowType: 'createServer',
-          workflowId,
+          input: (operationId) => ({ ...plan, serverId, operationId }),
         });
         return [row, recorded] as const;
       });
@@ -229,13 +229,10 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
       if (err instanceof Conflict && key && (await replay())) return;
       throw err;
     }
-    try {
-      op = await launchOperation(deps, op, 'createServer', [{ ...plan, serverId, operationId: op.id } satisfies CreateServerInput]);
-    } catch (err) {
-      await servers.markDeleted(db, serverId).catch(() => undefined); // nothing half-created: it never existed for users
-      await releaseServerRequest(db, serverId).catch(() => undefined);
-      throw err;
-    }
+    // The rows are the commitment: if the start fails (or its answer is lost), the server is not
+    // given up (its workflow may be running): the reconciler, or a retry with the same
+    // Idempotency-Key, starts it. The caller gets a 503 with Retry-After.
+    op = await launchOperation(deps, op, 'keep');
     req.log.info({ server: serverId, operation: op.id }, 'server create accepted');
     res.status(202).json({ server: await present(auth, server, false), operation: await presentOperation(deps, op, false) });
   });
@@ -256,21 +253,23 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     const auth = callerOf(req);
     requireWriter(auth);
     const server = await visibleServer(auth, param(req, 'server_id'));
-    const running = (await operations.listByResource(db, server.id)).find((o) => o.kind === 'server.delete' && o.status === 'running');
+    const running = (await operations.listByResource(db, server.id)).find((o) => o.kind === OPERATIONS.serverDelete.kind && o.status === 'running');
     if (running) return void res.status(202).json({ operation: await presentOperation(deps, running, false) });
-    await servers.update(db, server.id, { taskState: 'deleting' }, { from: ['ACTIVE', 'SHUTOFF', 'ERROR'], idle: true }).catch((err: unknown) => {
-      if (!(err instanceof Conflict)) throw err;
-      throw new Conflict(`server ${server.id} is ${server.taskState ?? server.status}: wait for that to finish`);
-    });
-    const op = await startOperation(deps, {
-      kind: 'server.delete',
-      resourceType: 'server',
+    // A server in BUILD: the delete cancels its create (whose undo runs to the end), then deletes.
+    const building = server.status === 'BUILD';
+    if (!building) {
+      await servers.update(db, server.id, { taskState: 'deleting' }, { from: ['ACTIVE', 'SHUTOFF', 'ERROR'], idle: true }).catch((err: unknown) => {
+        if (!(err instanceof Conflict)) throw err;
+        throw new Conflict(`server ${server.id} is ${server.taskState ?? server.status}: wait for that to finish`);
+      });
+    }
+    const start = startOperation(deps, {
+      def: OPERATIONS.serverDelete,
       resourceId: server.id,
       projectId: server.projectId,
-      workflowType: 'deleteServer',
-      workflowId: `server:${server.id}:delete`,
-      args: (operationId) => [{ serverId: server.id, operationId }],
-    }).catch(releaseTask(server.id));
+      input: (operationId) => ({ serverId: server.id, operationId, ...(building ? { cancelCreate: true } : {}) }),
+    });
+    const op = await (building ? start : start.catch(releaseTask(server.id)));
     res.status(202).json({ operation: await presentOperation(deps, op, false) });
   });
 
@@ -281,21 +280,17 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     const { action } = req.body as { action: 'start' | 'stop' | 'reboot' };
     const allowedFrom = action === 'start' ? 'SHUTOFF' : 'ACTIVE';
     // Claim the server for this task in one conditional update: of two racing actions, one gets 409.
-    await servers.update(db, server.id, { taskState: TASK_STATE_OF[action] }, { from: [allowedFrom], idle: true }).catch((err: unknown) => {
+    await servers.update(db, server.id, { taskState: OPERATIONS[ACTION_OPERATION[action]].taskState }, { from: [allowedFrom], idle: true }).catch((err: unknown) => {
       if (!(err instanceof Conflict)) throw err;
       throw new Conflict(`cannot ${action} server ${server.id} while it is ${server.taskState ?? server.status}`, [
         { field: 'body.action', message: `needs a ${allowedFrom} server with no task in progress` },
       ]);
     });
-    const operationId = randomUUID();
     const op = await startOperation(deps, {
-      kind: `server.${action}`,
-      resourceType: 'server',
+      def: OPERATIONS[ACTION_OPERATION[action]],
       resourceId: server.id,
       projectId: server.projectId,
-      workflowType: 'serverAction',
-      workflowId: `server:${server.id}:action:${operationId}`,
-      args: (id) => [{ serverId: server.id, operationId: id, action }],
+      input: (id) => ({ serverId: server.id, operationId: id, action }),
     }).catch(releaseTask(server.id));
     res.status(202).json({ operation: await presentOperation(deps, op, false) });
   });
@@ -373,15 +368,12 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     // Cinder's state machine, enforced by the database: only one request can reserve the volume.
     await volumes.transition(db, volumeId, { from: ['available'], to: 'reserved', set: { serverId: server.id, device } });
     try {
-      const operationId = randomUUID();
+      const host = server.host;
       const op = await startOperation(deps, {
-        kind: 'volume.attach',
-        resourceType: 'volume',
+        def: OPERATIONS.volumeAttach,
         resourceId: volumeId,
         projectId: server.projectId,
-        workflowType: 'attachVolume',
-        workflowId: `volume:${volumeId}:attach:${operationId}`,
-        args: (id) => [{ volumeId, serverId: server.id, host: server.host, device, operationId: id }],
+        input: (id) => ({ volumeId, serverId: server.id, host, device, operationId: id }),
       });
       res.status(202).json({ operation: await presentOperation(deps, op, false) });
     } catch (err) {
@@ -400,15 +392,12 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     if (server.taskState !== null || !server.host) throw new Conflict(`server ${server.id} is ${server.taskState ?? server.status}`);
     await volumes.transition(db, volumeId, { from: ['in-use'], to: 'detaching' });
     try {
-      const operationId = randomUUID();
+      const host = server.host;
       const op = await startOperation(deps, {
-        kind: 'volume.detach',
-        resourceType: 'volume',
+        def: OPERATIONS.volumeDetach,
         resourceId: volumeId,
         projectId: server.projectId,
-        workflowType: 'detachVolume',
-        workflowId: `volume:${volumeId}:detach:${operationId}`,
-        args: (id) => [{ volumeId, serverId: server.id, host: server.host, operationId: id }],
+        input: (id) => ({ volumeId, serverId: server.id, host, operationId: id }),
       });
       res.status(202).json({ operation: await presentOperation(deps, op, false) });
     } catch (err) {

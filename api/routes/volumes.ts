@@ -10,6 +10,7 @@ import { assertKnownZone } from '../../services/server-requests';
 import type { components } from '../../openapi/types';
 import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
 import { authenticate, callerOf, requireWriter } from '../auth';
+import { OPERATIONS } from '../../workflows/catalog';
 import { presentOperation, startOperation, type OperationDeps } from '../operations';
 import { pageQuery } from '../pagination';
 
@@ -70,15 +71,10 @@ export function volumesRouter(deps: OperationDeps & { identity: IdentityService;
     });
     try {
       const op = await startOperation(deps, {
-        kind: 'volume.create',
-        resourceType: 'volume',
+        def: OPERATIONS.volumeCreate,
         resourceId: volume.id,
         projectId: auth.project.id,
-        workflowType: 'createVolume',
-        workflowId: `volume:${volume.id}:create`,
-        args: (operationId) => [
-          { volumeId: volume.id, projectId: auth.project.id, operationId, sizeGb: body.size_gb, ...(body.image_id ? { imageId: body.image_id } : {}) },
-        ],
+        input: (operationId) => ({ volumeId: volume.id, projectId: auth.project.id, operationId, sizeGb: body.size_gb, ...(body.image_id ? { imageId: body.image_id } : {}) }),
       });
       res.status(202).json({ volume: presentVolume(auth, volume), operation: await presentOperation(deps, op, false) });
     } catch (err) {
@@ -107,16 +103,12 @@ export function volumesRouter(deps: OperationDeps & { identity: IdentityService;
       throw new Conflict(`volume ${volume.id} is ${volume.status}: only available or error volumes can be deleted`);
     }
     await volumes.transition(db, volume.id, { from: ['available', 'error'], to: 'deleting' });
-    const operationId = randomUUID();
     try {
       const op = await startOperation(deps, {
-        kind: 'volume.delete',
-        resourceType: 'volume',
+        def: OPERATIONS.volumeDelete,
         resourceId: volume.id,
         projectId: volume.projectId,
-        workflowType: 'deleteVolume',
-        workflowId: `volume:${volume.id}:delete:${operationId}`,
-        args: (id) => [{ volumeId: volume.id, operationId: id, host: volume.host }],
+        input: (id) => ({ volumeId: volume.id, operationId: id, host: volume.host }),
       });
       res.status(202).json({ operation: await presentOperation(deps, op, false) });
     } catch (err) {

@@ -28,6 +28,9 @@ export interface Operation {
   workflowId: string;
   /** The workflow run, once known. */
   runId: string | null;
+  /** What starts the workflow again from this row alone (null for rows older than migration 0004). */
+  workflowType: string | null;
+  workflowArgs: unknown[] | null;
   status: OperationStatus;
   error: OperationError | null;
   createdAt: Date;
@@ -42,13 +45,15 @@ interface OperationRow {
   project_id: string;
   workflow_id: string;
   run_id: string | null;
+  workflow_type: string | null;
+  workflow_args: unknown[] | null;
   status: OperationStatus;
   error: OperationError | null;
   created_at: Date;
   updated_at: Date;
 }
 
-const COLUMNS = ['id', 'kind', 'resource_type', 'resource_id', 'project_id', 'workflow_id', 'run_id', 'status', 'error', 'created_at', 'updated_at'];
+const COLUMNS = ['id', 'kind', 'resource_type', 'resource_id', 'project_id', 'workflow_id', 'run_id', 'workflow_type', 'workflow_args', 'status', 'error', 'created_at', 'updated_at'];
 
 function toOperation(row: OperationRow): Operation {
   return {
@@ -59,6 +64,8 @@ function toOperation(row: OperationRow): Operation {
     projectId: row.project_id,
     workflowId: row.workflow_id,
     runId: row.run_id,
+    workflowType: row.workflow_type,
+    workflowArgs: row.workflow_args,
     status: row.status,
     error: row.error,
     createdAt: row.created_at,
@@ -76,6 +83,8 @@ export interface NewOperation {
   projectId: string;
   workflowId: string;
   runId?: string | null;
+  workflowType?: string | null;
+  workflowArgs?: unknown[] | null;
 }
 
 /** Inserts a running operation. Throws Conflict when the id exists. */
@@ -92,6 +101,8 @@ export async function create(db: Queryable, input: NewOperation): Promise<Operat
           project_id: input.projectId,
           workflow_id: input.workflowId,
           run_id: input.runId ?? null,
+          workflow_type: input.workflowType ?? null,
+          workflow_args: input.workflowArgs ? JSON.stringify(input.workflowArgs) : null,
           status: 'running',
         })
         .returning(COLUMNS),
@@ -113,6 +124,17 @@ export async function listByResource(db: Queryable, resourceId: string): Promise
     .select(COLUMNS)
     .where({ resource_id: resourceId })
     .orderBy([{ column: 'created_at' }, { column: 'id' }])) as OperationRow[];
+  return rows.map(toOperation);
+}
+
+/** Running operations created before `before`, oldest first (the reconciler's candidates). */
+export async function listRunning(db: Queryable, opts: { before: Date; limit: number }): Promise<Operation[]> {
+  const rows = (await db('operations')
+    .select(COLUMNS)
+    .where({ status: 'running' })
+    .andWhere('created_at', '<', opts.before)
+    .orderBy([{ column: 'created_at' }, { column: 'id' }])
+    .limit(opts.limit)) as OperationRow[];
   return rows.map(toOperation);
 }
 

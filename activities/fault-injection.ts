@@ -106,6 +106,32 @@ export class FaultPlan {
     return this;
   }
 
+  private readonly holds = new Map<string, { reached: () => void; released: Promise<void> }>();
+
+  /**
+   * Hold the next pass through `point` until `release()` (to act while a step is in progress, e.g. a
+   * DELETE during boot). `reached` resolves when a caller is held there. One-shot.
+   */
+  holdAt(point: string): { reached: Promise<void>; release: () => void } {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let reached!: () => void;
+    const reachedP = new Promise<void>((r) => (reached = r));
+    this.holds.set(point, { reached, released });
+    return { reached: reachedP, release };
+  }
+
+  /** An async failure point: waits while the point is held, then checks it. */
+  async pass(point: string): Promise<void> {
+    const hold = this.holds.get(point);
+    if (hold) {
+      this.holds.delete(point);
+      hold.reached();
+      await hold.released;
+    }
+    this.check(point);
+  }
+
   /** Called at a failure point: throws if the point is armed (and counts down its arming). */
   check(point: string): void {
     this.checks.set(point, (this.checks.get(point) ?? 0) + 1);
@@ -127,6 +153,7 @@ export class FaultPlan {
       return;
     }
     this.armed.clear();
+    this.holds.clear();
     this.checks.clear();
     this.fires.clear();
   }

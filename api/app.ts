@@ -14,6 +14,7 @@ import type { IdentityService } from '../services/identity';
 import { authenticateFirst } from './auth';
 import { rejectNulCharacters } from './body';
 import { docsRouter, OPENAPI_PATH } from './docs';
+import { idempotency } from './idempotency';
 import { notFoundHandler, problemMiddleware } from './problem';
 import { requestContext } from './request-context';
 import { healthRouter, type ReadinessProbes } from './routes/health';
@@ -22,6 +23,8 @@ import { flavorsRouter } from './routes/flavors';
 import { identityRouter } from './routes/identity';
 import { networksRouter } from './routes/networks';
 import { imagesRouter, type ImageRoutesDeps } from './routes/images';
+import { batchesRouter } from './routes/batches';
+import { leftoversRouter } from './routes/leftovers';
 import { serversRouter } from './routes/servers';
 import { volumesRouter } from './routes/volumes';
 import { quotasRouter } from './routes/quotas';
@@ -72,6 +75,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
     }),
   );
   const quotaDefaults = config.quotas ?? DEFAULT_QUOTAS;
+  app.use(idempotency({ db, identity }));
   app.use(identityRouter({ db, identity, config }));
   app.use(hostsRouter({ db, identity, heartbeatSeconds, ratios: config.scheduler?.ratios ?? DEFAULT_RATIOS }));
   app.use(serverGroupsRouter({ db, identity }));
@@ -81,6 +85,8 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.use(imagesRouter({ db, identity, ...images }));
   app.use(serversRouter({ db, temporal, config, identity, quotaDefaults }));
   app.use(volumesRouter({ db, temporal, config, identity, quotaDefaults }));
+  app.use(batchesRouter({ db, temporal, config, identity }));
+  app.use(leftoversRouter({ db, identity }));
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

@@ -7,13 +7,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Config } from '../core/config';
 import * as operations from '../db/repositories/operations';
 import type { components } from '../openapi/types';
-import { CONDUCTOR_TASK_QUEUE, searchAttributes } from '../temporal/constants';
 import { temporalUiRunUrl } from '../temporal/connection';
-import type { Progress } from '../workflows/progress';
+import { startOperationWorkflow } from '../temporal/start-operation';
+import type { OperationDef } from '../workflows/catalog';
+import { progressQuery, type Progress } from '../workflows/progress';
+import { DependencyUnavailable } from './problem';
 
 type Schemas = components['schemas'];
 
@@ -23,62 +26,55 @@ export interface OperationDeps {
   config: Pick<Config, 'api' | 'temporal'>;
 }
 
-/** What an operation is and which workflow runs it. */
-export interface OperationSpec {
-  kind: string;
-  resourceType: string;
+/** One operation of the catalog on one resource; `input` (the workflow's argument) gets the new operation's id. */
+export interface OperationSpec<W extends Workflow = Workflow> {
+  def: OperationDef<W>;
   resourceId: string;
   projectId: string;
-  workflowType: string;
-  workflowId: string;
+  input: (operationId: string) => Parameters<W>[0];
 }
 
-/** Records an operation (in the caller's transaction, when it has one) before its workflow starts. */
-export function recordOperation(db: Knex | Knex.Transaction, spec: OperationSpec): Promise<operations.Operation> {
+/**
+ * Records an operation (in the caller's transaction, when it has one) before its workflow starts,
+ * with what starts that workflow: the row is the commitment (a start that never happens is made by
+ * the reconciler, or by a retry with the same Idempotency-Key).
+ */
+export function recordOperation<W extends Workflow>(db: Knex | Knex.Transaction, spec: OperationSpec<W>): Promise<operations.Operation> {
+  const id = randomUUID();
   return operations.create(db, {
-    id: randomUUID(),
-    kind: spec.kind,
-    resourceType: spec.resourceType,
+    id,
+    kind: spec.def.kind,
+    resourceType: spec.def.resourceType,
     resourceId: spec.resourceId,
     projectId: spec.projectId,
-    workflowId: spec.workflowId,
+    workflowId: spec.def.workflowId(spec.resourceId, id),
+    workflowType: spec.def.workflow.name,
+    workflowArgs: [spec.input(id)],
   });
 }
 
 /**
- * Starts the workflow of a recorded operation, with the search attributes that let Temporal UI list
- * every operation of a project or resource. An already running workflow of that id is reused (a
- * retried request). If the start fails, the operation is finished as failed and the error rethrown,
- * for the caller to undo its own record.
+ * Starts the workflow of a recorded operation (a running one of that id is reused: a retried
+ * request). Temporal down → DependencyUnavailable (503) within the start deadline. With
+ * `onFailure: 'fail'` the operation is finished as failed (the caller undoes its own record); with
+ * 'keep' it stays recorded, for the reconciler or a retry to start.
  */
-export async function launchOperation(deps: OperationDeps, op: operations.Operation, workflowType: string, args: unknown[]): Promise<operations.Operation> {
+export async function launchOperation(deps: OperationDeps, op: operations.Operation, onFailure: 'fail' | 'keep' = 'fail'): Promise<operations.Operation> {
   try {
-    const handle = await deps.temporal.workflow.start(workflowType, {
-      workflowId: op.workflowId,
-      taskQueue: CONDUCTOR_TASK_QUEUE,
-      args,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      typedSearchAttributes: [
-        { key: searchAttributes.project, value: op.projectId },
-        { key: searchAttributes.resourceId, value: op.resourceId },
-        { key: searchAttributes.operationKind, value: op.kind },
-      ],
-    });
-    return await operations.setRunId(deps.db, op.id, handle.firstExecutionRunId);
+    const runId = await startOperationWorkflow(deps.temporal, op, op.workflowType ?? '', op.workflowArgs ?? []);
+    return await operations.setRunId(deps.db, op.id, runId);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    await operations.finish(deps.db, op.id, { status: 'failed', error: { step: 'start', code: 'WorkflowStartFailed', message } }).catch(() => undefined);
-    throw err;
+    if (onFailure === 'fail') {
+      const message = err instanceof Error ? err.message : String(err);
+      await operations.finish(deps.db, op.id, { status: 'failed', error: { step: 'start', code: 'WorkflowStartFailed', message } }).catch(() => undefined);
+    }
+    throw DependencyUnavailable.from(err, 'Temporal', onFailure === 'keep' ? `operation ${op.id} is recorded and will complete once Temporal answers` : undefined);
   }
 }
 
-/** Records an operation and starts its workflow (`args` gets the new operation's id). */
-export async function startOperation(
-  deps: OperationDeps,
-  spec: OperationSpec & { args: (operationId: string) => unknown[] },
-): Promise<operations.Operation> {
-  const op = await recordOperation(deps.db, spec);
-  return launchOperation(deps, op, spec.workflowType, spec.args(op.id));
+/** Records an operation and starts its workflow. */
+export async function startOperation<W extends Workflow>(deps: OperationDeps, spec: OperationSpec<W>): Promise<operations.Operation> {
+  return launchOperation(deps, await recordOperation(deps.db, spec));
 }
 
 /** How long GET /v1/operations/{id} waits for Temporal to say whether a running operation's run has closed. */

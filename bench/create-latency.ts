@@ -15,6 +15,7 @@ import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
 import { freePort } from '../core/ports';
 import { startCloud } from '../workers/cloud';
+import { jsonCaller } from './http';
 
 const N = Number(process.env.BENCH_CREATES ?? 50);
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 20);
@@ -43,15 +44,7 @@ async function main(): Promise<void> {
   });
   const cloud = await startCloud('up', config, createLogger('warn'));
   const api = `http://127.0.0.1:${port}`;
-  const call = async (method: string, url: string, token?: string, body?: unknown) => {
-    const res = await fetch(`${api}${url}`, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const call = jsonCaller(api);
   try {
     const token = (await call('POST', '/v1/auth/tokens', undefined, { username: 'admin', password: 'bench-password', project: 'admin' })).body.token as string;
     const image = (await call('POST', '/v1/images', token, { name: 'bench', disk_format: 'raw' })).body;

@@ -62,6 +62,10 @@ const schema = z.object({
   STRATUS_IMAGE_DIR: z.string().optional(),
   STRATUS_IMAGE_CACHE_DIR: z.string().optional(),
   STRATUS_IMAGE_URL_TTL_SECONDS: positiveInt.default(3600),
+  // Convergence (issue 7): how many host activities one agent runs at once; the reconciler's rhythm.
+  STRATUS_HOST_MAX_CONCURRENT_ACTIVITIES: positiveInt.default(8),
+  STRATUS_RECONCILE_SECONDS: positiveInt.default(15),
+  STRATUS_RECONCILE_GRACE_SECONDS: positiveInt.default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -120,6 +124,10 @@ export interface Config {
   };
   /** Default per-project limits (-1: unlimited); PUT /v1/projects/{id}/quota overrides them per project. */
   quotas: Record<keyof typeof DEFAULT_QUOTAS, number>;
+  /** Host agent: activities one agent runs at once (a burst queues instead of drowning the host). */
+  agent: { maxConcurrentActivities: number };
+  /** The reconciler: seconds between rounds; a running operation younger than graceSeconds is left alone. */
+  reconcile: { intervalSeconds: number; graceSeconds: number };
   logLevel: RawConfig['LOG_LEVEL'];
 }
 
@@ -194,6 +202,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       volume_gb: e.STRATUS_QUOTA_VOLUME_GB,
       ports: e.STRATUS_QUOTA_PORTS,
     },
+    agent: { maxConcurrentActivities: e.STRATUS_HOST_MAX_CONCURRENT_ACTIVITIES },
+    reconcile: { intervalSeconds: e.STRATUS_RECONCILE_SECONDS, graceSeconds: e.STRATUS_RECONCILE_GRACE_SECONDS },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -38,6 +38,12 @@ export class Conflict extends DomainError {
   readonly title = 'Conflict';
 }
 
+/** Well-formed, but cannot be done as asked (e.g. an Idempotency-Key reused for another request). */
+export class UnprocessableRequest extends DomainError {
+  readonly status = 422;
+  readonly title = 'Unprocessable request';
+}
+
 /** A dependency that start-up needs is missing or unreachable. The message says what and how to fix it. */
 export class MissingDependency extends Error {
   constructor(message: string) {

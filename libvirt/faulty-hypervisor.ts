@@ -13,6 +13,8 @@ import type { Hypervisor } from './hypervisor';
 export interface FaultCheck {
   /** Throw if `point` is armed to fail; return otherwise. */
   check(point: string): void;
+  /** Optional async form: may also hold the caller at `point` for a while. */
+  pass?(point: string): Promise<void>;
 }
 
 type Method = Exclude<keyof Hypervisor, 'capabilities'>;
@@ -66,7 +68,8 @@ export function withFaults(hypervisor: Hypervisor, plan: FaultCheck): Hypervisor
     const point = faultPoint(method);
     // async: a fault rejects the returned promise, as a real hypervisor failure would
     wrapped[method] = async (...args: unknown[]): Promise<unknown> => {
-      plan.check(point);
+      if (plan.pass) await plan.pass(point);
+      else plan.check(point);
       return fn.apply(hypervisor, args);
     };
   }

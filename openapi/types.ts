@@ -306,6 +306,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/leftovers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The ledger of leftovers (admin)
+         * @description What an undo could not clean up (a disk on a host that was down, a release the database refused):
+         *     the resource, the host, the action the reconciler retries until it succeeds, the last error and the
+         *     operation. `status=pending` (the default) lists what is still there; `status=done` what was cleaned up.
+         */
+        get: operations["listLeftovers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/servers": {
         parameters: {
             query?: never;
@@ -328,6 +350,88 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/server-batches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List server batches of the project (admins see every project's) */
+        get: operations["listServerBatches"];
+        put?: never;
+        /**
+         * Create servers in a batch (202; each member is an ordinary server made by the create workflow)
+         * @description Members are named by `name_pattern` (`{n}` is the member's 1-based number; default
+         *     `<template name>-{n}`) and listed by `GET /v1/servers?batch_id=`. At most `max_parallel` members
+         *     are built at once (default 20). Fewer than `min_count` (default `count`) ACTIVE members → the
+         *     batch ends `failed`, and with `rollback_on_failure` the members that succeeded are deleted.
+         */
+        post: operations["createServerBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/server-batches/{batch_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        /** A batch, its counts by status, and a page of its members with their state and fault */
+        get: operations["getServerBatch"];
+        put?: never;
+        post?: never;
+        /** Delete every member of a batch that has ended (202; the batch ends `deleted`) */
+        delete: operations["deleteServerBatch"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/server-batches/{batch_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-run only the failed (and never created) members; a member that succeeded is never created twice */
+        post: operations["retryServerBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/server-batches/{batch_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a running batch and roll it back (members in flight are cancelled, every member is deleted) */
+        post: operations["cancelServerBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/servers/{server_id}": {
         parameters: {
             query?: never;
@@ -341,7 +445,11 @@ export interface paths {
         get: operations["getServer"];
         put?: never;
         post?: never;
-        /** Delete a server (202; the delete workflow releases everything it holds) */
+        /**
+         * Delete a server (202; the delete workflow releases everything it holds)
+         * @description A server in BUILD is deleted too: its create is cancelled (its undo runs to the end), then the
+         *     delete runs. What a host could not clean up goes to the ledger of leftovers (GET /v1/leftovers).
+         */
         delete: operations["deleteServer"];
         options?: never;
         head?: never;
@@ -924,6 +1032,32 @@ export interface components {
             volume_gb: components["schemas"]["QuotaLine"];
             ports: components["schemas"]["QuotaLine"];
         };
+        Leftover: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            operation_id: string | null;
+            /** @description e.g. server, volume */
+            resource_type: string;
+            resource_id: string;
+            /** @description The host the action runs on (null: a control-plane action) */
+            host: string | null;
+            /** @description What the reconciler runs to finish the job */
+            action: {
+                /** @description e.g. destroyServer, deleteVolume, releasePorts */
+                activity: string;
+                args: unknown[];
+            };
+            /** @description The latest failure */
+            error: string;
+            /** @description Retries by the reconciler so far */
+            attempts: number;
+            /** @enum {string} */
+            status: "pending" | "done";
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            done_at: components["schemas"]["Timestamp"] | null;
+        };
         Fault: {
             /** @description The step that failed, e.g. schedule or boot */
             step: string;
@@ -968,6 +1102,83 @@ export interface components {
                 temporal_ui: string;
             };
         };
+        ServerCreate: {
+            name: components["schemas"]["Name"];
+            /** Format: uuid */
+            flavor_id: string;
+            /** Format: uuid */
+            image_id: string;
+            networks?: {
+                /** Format: uuid */
+                network_id?: string;
+                /** Format: uuid */
+                port_id?: string;
+                /** Format: ipv4 */
+                fixed_ip?: string;
+            }[];
+            volumes?: {
+                /** Format: uuid */
+                volume_id?: string;
+                size_gb?: number;
+                delete_on_termination?: boolean;
+            }[];
+            metadata?: {
+                [key: string]: string;
+            };
+            availability_zone?: components["schemas"]["AvailabilityZone"];
+            /**
+             * Format: uuid
+             * @description A server group of the project; its policy places the server
+             */
+            group_id?: string;
+        };
+        ServerBatch: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @enum {string} */
+            status: "running" | "succeeded" | "failed" | "cancelling" | "cancelled" | "deleting" | "deleted";
+            count: number;
+            min_count: number;
+            max_parallel: number;
+            rollback_on_failure: boolean;
+            name_pattern: string;
+            /** @description Members by state; `pending` members are not created yet */
+            counts: {
+                pending: number;
+                building: number;
+                active: number;
+                shutoff: number;
+                error: number;
+                deleted: number;
+            };
+            fault: {
+                code: string;
+                message: string;
+            } | null;
+            /** @description A page of members (GET of one batch only; `limit` / `marker` page through them) */
+            members?: {
+                items: {
+                    index: number;
+                    /** Format: uuid */
+                    server_id: string;
+                    name: string;
+                    /** @enum {string} */
+                    status: "BUILD" | "ACTIVE" | "SHUTOFF" | "ERROR" | "DELETED";
+                    task_state: string | null;
+                    fault: components["schemas"]["Fault"] | null;
+                }[];
+                next: components["schemas"]["NextCursor"];
+            };
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            links: {
+                self: string;
+                servers: string;
+                operation?: string;
+                temporal_ui?: string;
+            };
+        };
         Server: {
             /** Format: uuid */
             id: string;
@@ -1005,6 +1216,11 @@ export interface components {
                 [key: string]: string;
             };
             fault: components["schemas"]["Fault"] | null;
+            /**
+             * Format: uuid
+             * @description The batch that created it
+             */
+            batch_id?: string | null;
             progress?: components["schemas"]["Progress"] | null;
             /** @description The zone asked for */
             availability_zone?: string | null;
@@ -1126,6 +1342,13 @@ export interface components {
         };
     };
     parameters: {
+        /**
+         * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+         *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+         *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+         *     successful answers are kept: after an error, a retry with the key runs again.
+         */
+        IdempotencyKey: string;
         /** @description Page size */
         limit: number;
         /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
@@ -1328,7 +1551,15 @@ export interface operations {
     createProject: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1357,6 +1588,7 @@ export interface operations {
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getProject: {
@@ -1480,7 +1712,15 @@ export interface operations {
     createUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1512,6 +1752,7 @@ export interface operations {
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getUser: {
@@ -1949,9 +2190,40 @@ export interface operations {
             415: components["responses"]["Problem"];
         };
     };
+    listLeftovers: {
+        parameters: {
+            query?: {
+                status?: "pending" | "done";
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Leftovers, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        leftovers: components["schemas"]["Leftover"][];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+        };
+    };
     listServers: {
         parameters: {
             query?: {
+                /** @description Only the members of this batch */
+                batch_id?: string;
                 /** @description Page size */
                 limit?: components["parameters"]["limit"];
                 /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
@@ -1983,43 +2255,20 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                "Idempotency-Key"?: string;
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": {
-                    name: components["schemas"]["Name"];
-                    /** Format: uuid */
-                    flavor_id: string;
-                    /** Format: uuid */
-                    image_id: string;
-                    networks?: {
-                        /** Format: uuid */
-                        network_id?: string;
-                        /** Format: uuid */
-                        port_id?: string;
-                        /** Format: ipv4 */
-                        fixed_ip?: string;
-                    }[];
-                    volumes?: {
-                        /** Format: uuid */
-                        volume_id?: string;
-                        size_gb?: number;
-                        delete_on_termination?: boolean;
-                    }[];
-                    metadata?: {
-                        [key: string]: string;
-                    };
-                    availability_zone?: components["schemas"]["AvailabilityZone"];
-                    /**
-                     * Format: uuid
-                     * @description A server group of the project; its policy places the server
-                     */
-                    group_id?: string;
-                };
+                "application/json": components["schemas"]["ServerCreate"];
             };
         };
         responses: {
@@ -2042,7 +2291,226 @@ export interface operations {
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
+        };
+    };
+    listServerBatches: {
+        parameters: {
+            query?: {
+                /** @description Page size */
+                limit?: components["parameters"]["limit"];
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
+                marker?: components["parameters"]["marker"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of batches */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        server_batches: components["schemas"]["ServerBatch"][];
+                        next: components["schemas"]["NextCursor"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+        };
+    };
+    createServerBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    template: components["schemas"]["ServerCreate"];
+                    count: number;
+                    /** @description {n} is replaced by the member number */
+                    name_pattern?: string;
+                    min_count?: number;
+                    max_parallel?: number;
+                    rollback_on_failure?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted; follow the batch or its operation */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        batch: components["schemas"]["ServerBatch"];
+                        operation: components["schemas"]["Operation"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+        };
+    };
+    getServerBatch: {
+        parameters: {
+            query?: {
+                /** @description Page size */
+                limit?: components["parameters"]["limit"];
+                /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
+                marker?: components["parameters"]["marker"];
+            };
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerBatch"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    deleteServerBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        batch: components["schemas"]["ServerBatch"];
+                        operation: components["schemas"]["Operation"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    retryServerBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        batch: components["schemas"]["ServerBatch"];
+                        operation: components["schemas"]["Operation"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+        };
+    };
+    cancelServerBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        batch: components["schemas"]["ServerBatch"];
+                        operation: components["schemas"]["Operation"];
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getServer: {
@@ -2096,12 +2564,21 @@ export interface operations {
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
         };
     };
     serverAction: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 server_id: string;
             };
@@ -2133,6 +2610,7 @@ export interface operations {
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getServerConsole: {
@@ -2194,7 +2672,15 @@ export interface operations {
     attachVolume: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 server_id: string;
             };
@@ -2226,6 +2712,7 @@ export interface operations {
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     detachVolume: {
@@ -2290,7 +2777,15 @@ export interface operations {
     createVolume: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2324,6 +2819,7 @@ export interface operations {
             404: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getVolume: {
@@ -2437,7 +2933,15 @@ export interface operations {
     createImage: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2469,6 +2973,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getImage: {
@@ -2660,7 +3165,15 @@ export interface operations {
     createFlavor: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2692,6 +3205,7 @@ export interface operations {
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getFlavor: {
@@ -2777,7 +3291,15 @@ export interface operations {
     createNetwork: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2804,6 +3326,7 @@ export interface operations {
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getNetwork: {
@@ -2890,7 +3413,15 @@ export interface operations {
     createSubnet: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2927,6 +3458,7 @@ export interface operations {
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getSubnet: {
@@ -3015,7 +3547,15 @@ export interface operations {
     createPort: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: the same key with the same request (method, path, body) returns the first
+                 *     answer (with `Idempotent-Replayed: true`), also for requests that race; the same key with a
+                 *     different request is a 422. Keys are scoped to the project and kept at least 24 hours. Only
+                 *     successful answers are kept: after an error, a retry with the key runs again.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3046,6 +3586,7 @@ export interface operations {
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getPort: {

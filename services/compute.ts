@@ -100,7 +100,8 @@ export function createComputeService(db: Knex) {
       return one!;
     },
 
-    async list(auth: AuthContext, page: PageRequest): Promise<Page<ServerDetails>> {
+    /** The caller's servers (admins: every project's), optionally only one batch's members. */
+    async list(auth: AuthContext, page: PageRequest & { batchId?: string }): Promise<Page<ServerDetails>> {
       const found = await servers.list(db, { ...page, ...listScope(auth) });
       return { items: await details(found.items), next: found.next };
     },

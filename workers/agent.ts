@@ -33,6 +33,8 @@ export interface HostAgentDeps {
   log: Logger;
   /** Serial console logs; default `<image cache dir>/../console` (`<data dir>/hosts/<host>/console`). */
   consoleDir?: string;
+  /** Host activities run at once (STRATUS_HOST_MAX_CONCURRENT_ACTIVITIES); more wait in the task queue. */
+  maxConcurrentActivities?: number;
   /** Tests only: failure points the agent's hypervisor checks before each call (libvirt/faulty-hypervisor.ts). */
   faults?: FaultPlan;
 }
@@ -71,6 +73,7 @@ export async function createHostAgent(deps: HostAgentDeps): Promise<HostAgent> {
     connection,
     namespace,
     taskQueue: hostTaskQueue(host.name),
+    ...(deps.maxConcurrentActivities ? { maxConcurrentActivityTaskExecutions: deps.maxConcurrentActivities } : {}),
     activities: { ...activities, ...imageActivities, ...storageActivities, ...networkActivities },
   });
   const workflowId = hostMonitorWorkflowId(host.name);

@@ -26,7 +26,7 @@ import { connectTemporal, ensureNamespaceAndSearchAttributes } from '../temporal
 import { assertPortFree } from '../core/ports';
 import { startEmbeddedDevServer } from '../temporal/dev-server';
 import { createHostAgent } from './agent';
-import { bundleWorkflows, createConductorWorker } from './conductor';
+import { bundleWorkflows, createConductorWorker, startReconciler } from './conductor';
 import { close, listen } from './http';
 import { installTemporalRuntime } from './temporal-runtime';
 
@@ -47,7 +47,7 @@ export interface RunningCloud {
   db?: Database;
 }
 
-/** Components stop in reverse start order, each within a bound; bin/stratus.ts exits after 9 s whatever happens. */
+/** Components stop in reverse start order, each within a bound; bin/serve.ts exits after 9 s whatever happens. */
 class Stack {
   private readonly parts: Array<{ name: string; stop: () => Promise<unknown> }> = [];
   constructor(private readonly log: Logger) {}
@@ -178,6 +178,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
           ...(options.faults ? { faults: options.faults } : {}),
         }),
       );
+      await startReconciler(client, config.reconcile);
     }
 
     // 3. Host agent.
@@ -195,6 +196,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
         hypervisor,
         host: config.host,
         log,
+        maxConcurrentActivities: config.agent.maxConcurrentActivities,
         ...(options.faults ? { faults: options.faults } : {}),
       });
       runWorker('agent', agent.worker);

@@ -5,16 +5,21 @@
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
+import { createBatchActivities } from '../activities/compute/batch';
+import { ApplicationFailure } from '@temporalio/common';
 import { createComputeControlActivities } from '../activities/compute/control';
 import type { FaultPlan } from '../activities/fault-injection';
 import { createImageControlActivities } from '../activities/image/control';
 import { createNetworkControlActivities } from '../activities/network/control';
+import { createReconcileControlActivities } from '../activities/reconcile/control';
 import { createStorageControlActivities } from '../activities/storage/control';
+import { DomainError } from '../core/errors';
 import type { Logger } from '../core/log';
 import type { QuotaLimits } from '../db/repositories/quotas';
 import type { PlacementSettings } from '../activities/compute/placement';
 import type { ImageUrlSigner } from '../images/signed-url';
 import { CONDUCTOR_TASK_QUEUE } from '../temporal/constants';
+import { reconciler, RECONCILER_WORKFLOW_ID, type ReconcilerInput } from '../workflows/reconciler';
 
 export interface ConductorDeps {
   connection: NativeConnection;
@@ -51,25 +56,49 @@ export async function bundleWorkflows(log: Logger): Promise<{ code: string }> {
   });
 }
 
+/**
+ * A domain error (the row is in another state, gone, refused) will not heal by retrying: it leaves the
+ * activity as a non-retryable failure. Anything else (the database is down) is retried until the
+ * step's bound (workflows/activity-proxies.ts).
+ */
+function businessErrorsFinal<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(activities)) {
+    wrapped[name] = async (...args: never[]) => {
+      try {
+        return await fn(...args);
+      } catch (err) {
+        if (err instanceof DomainError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+        throw err;
+      }
+    };
+  }
+  return wrapped as T;
+}
+
 /** The conductor's activities, each step of the create flow a named fault point (checked only when a plan is given). */
 export function conductorActivities(
   deps: Pick<ConductorDeps, 'db' | 'log' | 'temporal' | 'heartbeatSeconds' | 'images' | 'faults' | 'placement' | 'quotaDefaults'>,
 ) {
   const { db, heartbeatSeconds } = deps;
+  const log = deps.log.child({ component: 'conductor' });
+  const temporal = deps.temporal ? { temporal: deps.temporal } : {};
   const placement = deps.placement ? { placement: deps.placement } : {};
-  const activities = {
+  const activities = businessErrorsFinal({
     ...createComputeControlActivities({
       db,
-      log: deps.log.child({ component: 'conductor' }),
+      log,
       heartbeatSeconds,
       ...placement,
       ...(deps.quotaDefaults ? { quotaDefaults: deps.quotaDefaults } : {}),
-      ...(deps.temporal ? { temporal: deps.temporal } : {}),
+      ...temporal,
     }),
     ...createImageControlActivities({ db, ...deps.images }),
     ...createNetworkControlActivities({ db }),
     ...createStorageControlActivities({ db, heartbeatSeconds, ...placement }),
-  };
+    ...createReconcileControlActivities({ db, log, ...temporal }),
+    ...createBatchActivities({ db, ...temporal }),
+  });
   const faults = deps.faults;
   if (!faults) return activities;
   const points: Record<string, keyof typeof activities> = {
@@ -84,7 +113,7 @@ export function conductorActivities(
   for (const [point, name] of Object.entries(points)) {
     const original = activities[name] as (...args: unknown[]) => Promise<unknown>;
     wrapped[name] = async (...args: unknown[]) => {
-      faults.check(point);
+      await faults.pass(point);
       return original(...args);
     };
   }
@@ -98,5 +127,18 @@ export async function createConductorWorker(deps: ConductorDeps): Promise<Worker
     taskQueue: CONDUCTOR_TASK_QUEUE,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: conductorActivities(deps),
+  });
+}
+
+/**
+ * Starts the reconciler (one per cloud). The newest conductor's settings win: a running reconciler
+ * is replaced (it holds no state a restart loses: the ledger and the operations are in the database).
+ */
+export async function startReconciler(client: Client, input: ReconcilerInput): Promise<void> {
+  await client.workflow.start(reconciler, {
+    workflowId: RECONCILER_WORKFLOW_ID,
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    args: [input],
+    workflowIdConflictPolicy: 'TERMINATE_EXISTING',
   });
 }

@@ -4,15 +4,19 @@
  * undo before it runs; a failure undoes everything in reverse and leaves the server ERROR with a
  * fault naming the step. Host-side failures (attach volume on the host, boot) reschedule to another
  * host, up to a bound; conductor-side failures abort at once.
+ *
+ * Cancelled (DELETE of a BUILD server, or Cancel in Temporal UI): the same undos run, in a
+ * non-cancellable scope, and the server ends DELETED. An undo that fails (a host that is down) never
+ * holds the server in BUILD: it goes to the ledger of leftovers and the rollback goes on.
  */
-import { ActivityFailure, patched, uuid4 } from '@temporalio/workflow';
+import { ActivityFailure, isCancellation, patched, uuid4 } from '@temporalio/workflow';
 import type { Flavor, PortOnHost, VolumeOnHost } from '../activities/compute/types';
 import type { SelectedImage } from '../activities/image/control';
 import { domainNameFor } from '../activities/compute/types';
 import type { NetworkRequest } from '../activities/network/types';
 import type { ServerVolumeRequest } from '../activities/storage/control';
-import { cleanupOnHost, conductor, onHost, serverFailed } from './activity-proxies';
-import { OperationTracker, StepFailed } from './progress';
+import { conductor, onHost } from './activity-proxies';
+import { finishing, hostDidNotAnswer, operationFailure, OperationTracker, serverFailed, StepFailed } from './progress';
 
 export const CREATE_STEPS = ['authenticate', 'select_image', 'schedule', 'allocate_port', 'attach_volume', 'boot', 'start_metering'] as const;
 
@@ -41,7 +45,7 @@ export function createServerWorkflowId(serverId: string): string {
 
 export async function createServer(input: CreateServerInput): Promise<CreateServerResult> {
   const { serverId, projectId } = input;
-  const t = new OperationTracker(CREATE_STEPS, input.operationId);
+  const t = new OperationTracker(CREATE_STEPS, { operationId: input.operationId, resourceType: 'server', resourceId: serverId });
   // New volumes get their ids here (uuid4 is deterministic in a workflow), so every retry names the same rows.
   const volumeRequests: ServerVolumeRequest[] = input.volumes.map((v) => ('volumeId' in v ? v : { ...v, newVolumeId: uuid4() }));
   const newVolumeIds = volumeRequests.flatMap((v) => ('newVolumeId' in v ? [v.newVolumeId] : []));
@@ -79,7 +83,7 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
       let host: string;
       try {
         host = await t.run('schedule', async () => {
-          t.onFailureUndo('schedule', () => conductor.releaseClaim({ serverId }));
+          t.undoWith('schedule', { activity: 'releaseClaim', host: null, args: [{ serverId }] });
           return conductor.claimHost({ serverId, flavor: input.flavor, excludeHosts: excluded, requiredHost: pinnedHost, lastFailure: lastHostFailure?.message });
         });
       } catch (err) {
@@ -92,7 +96,7 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
 
       if (!ports) {
         ports = await t.run('allocate_port', async () => {
-          t.onFailureUndo('allocate_port', () => conductor.releasePorts({ serverId }));
+          t.undoWith('allocate_port', { activity: 'releasePorts', host: null, args: [{ serverId }] });
           return conductor.allocatePorts({ serverId, projectId, requests: input.networks });
         });
       }
@@ -101,18 +105,20 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
       try {
         const volumes: VolumeOnHost[] = await t.run('attach_volume', async () => {
           if (volumeRequests.length === 0) return [];
-          t.onFailureUndo('attach_volume', () => releaseVolumes(host));
+          t.onFailureUndo('attach_volume', () => releaseVolumes(host), {
+            activity: 'releaseServerVolumes',
+            host: null,
+            args: [{ serverId, deleteVolumeIds: newVolumeIds }],
+          });
           const prepared = await conductor.prepareServerVolumes({ serverId, projectId, host, requests: volumeRequests });
           const hostActs = onHost(host);
           for (const v of prepared.toCreate) await hostActs.createVolume(v);
           return prepared.volumes;
-        });
+        }, host);
 
         await t.run('boot', async () => {
           await state('spawning');
-          t.onFailureUndo('boot', () =>
-            cleanupOnHost(host).destroyServer({ serverId, domainName: domainNameFor(serverId), ports: ports ?? [] }),
-          );
+          t.undoWith('boot', { activity: 'destroyServer', host, args: [{ serverId, domainName: domainNameFor(serverId), ports: ports ?? [] }] });
           const flavor = input.flavor;
           await onHost(host).bootServer({
             serverId,
@@ -128,21 +134,23 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
             volumes,
           });
           if (volumeRequests.length > 0) await conductor.markServerVolumesInUse({ serverId });
-        });
+        }, host);
         break;
       } catch (err) {
-        // Only a failure on the host reschedules; a conductor-side one (the database) aborts.
-        if (!(err instanceof StepFailed) || !failedOnHost(err) || attempt >= maxAttempts) throw err;
+        // Only a failure on the host reschedules; a conductor-side one (the database) or a cancel aborts.
+        if (!(err instanceof StepFailed) || !failedOnHost(err) || attempt >= maxAttempts || cancelled(err)) throw err;
         // Reschedule: undo this host's part (domain, disks, new volumes, claim) and try another host.
+        // A dead host's share of the cleanup goes to the ledger after a short bound: the next host waits for nothing more.
         lastHostFailure = err;
+        if (hostDidNotAnswer(err)) t.hostSilent(host);
         await t.compensateSince(hostMark);
-        await conductor.releaseClaim({ serverId });
+        await t.attempt('schedule', { activity: 'releaseClaim', host: null, args: [{ serverId }] });
         excluded.push(host);
       }
     }
 
     await t.run('start_metering', async () => {
-      t.onFailureUndo('start_metering', () => conductor.stopMetering({ serverId }));
+      t.undoWith('start_metering', { activity: 'stopMetering', host: null, args: [{ serverId }] });
       await conductor.startMetering({ serverId, projectId });
     });
 
@@ -157,15 +165,28 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
   } catch (err) {
     const fault = t.failed(err);
     await t.compensateAll();
-    throw await serverFailed(serverId, input.operationId, fault);
+    if (!cancelled(err)) throw await serverFailed(serverId, input.operationId, fault);
+    // Cancelled: nothing is left, and the server is gone (as a DELETE would leave it).
+    await finishing(() =>
+      conductor.finishServerOperation({ server: { serverId, status: 'DELETED', taskState: null }, operationId: input.operationId, status: 'failed', error: fault }),
+    );
+    throw operationFailure(fault);
   }
 
-  /** Undo of attach_volume on one host: delete the volumes this request created there, free the others. */
+  /**
+   * Undo of attach_volume on one host: delete the volumes this request created there, free the
+   * others. A pool volume the host cannot delete now goes to the ledger; its row is forgotten.
+   */
   async function releaseVolumes(host: string): Promise<void> {
     const released = await conductor.releaseServerVolumes({ serverId, deleteVolumeIds: newVolumeIds });
-    for (const poolVolume of released.deletePoolVolumes) await cleanupOnHost(host).deleteVolume({ poolVolume });
+    for (const poolVolume of released.deletePoolVolumes) await t.attempt('attach_volume', { activity: 'deleteVolume', host, args: [{ poolVolume }] });
     await conductor.forgetDeletedVolumes({ volumeIds: released.deletedVolumeIds });
   }
+}
+
+/** The operation was cancelled (the failure, or the step failure's cause). */
+function cancelled(err: unknown): boolean {
+  return isCancellation(err instanceof StepFailed ? err.failure : err);
 }
 
 /** Host-side activities of the create flow: their failure is a reason to try another host. */

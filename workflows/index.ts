@@ -6,3 +6,5 @@ export { serverAction } from './server-action';
 export { meterServer } from './meter-server';
 export { createVolume, deleteVolume, attachVolume, detachVolume } from './volumes';
 export { serverConsole } from './server-console';
+export { serverBatch } from './server-batch';
+export { reconciler } from './reconciler';

@@ -1,11 +1,17 @@
 /**
- * Step-by-step progress of an operation workflow, plus the saga's compensation stack. Written into the
- * operation's row at each step start, step end and compensation (a local activity, ~1 ms), which is
- * what GET /v1/servers/{id} and GET /v1/operations/{id} read; also answered by the `progress` query.
+ * Step-by-step progress of an operation workflow, answered by the `progress` query (the API merges it
+ * into GET /v1/servers/{id} and GET /v1/operations/{id}), plus the saga's compensation stack.
  * Deterministic: times come from the workflow clock.
+ *
+ * The saga always finishes: every undo runs, in reverse, whatever happens to the others, in a
+ * non-cancellable scope (a cancelled workflow still cleans up). An undo that fails is recorded (in the
+ * step's progress and in the ledger of leftovers, with what the reconciler runs to finish the job), and
+ * the rollback goes on, so the resource reaches its end state within seconds of the failure.
  */
-import { ActivityFailure, ApplicationFailure, defineQuery, patched, proxyLocalActivities, setHandler, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, patched, proxyLocalActivities, setHandler, TimeoutFailure, uuid4 } from '@temporalio/workflow';
 import type { ComputeControlActivities } from '../activities/compute/control';
+import type { LeftoverAction } from '../db/repositories/leftovers';
+import { cleanupOnHost, conductor, HOST_SILENCE_SECONDS } from './activity-proxies';
 
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'compensated';
 
@@ -32,10 +38,13 @@ export interface Progress {
   /** Hosts tried, in order (create flow). */
   hosts: string[];
   error: Fault | null;
+  /** Undos that failed: what they left behind is in the ledger of leftovers. */
+  leftovers: Array<{ step: string; activity: string; host: string | null; error: string }>;
 }
 
 export const progressQuery = defineQuery<Progress>('progress');
 
+/** Progress goes into the operation's row (what GET /v1/servers/{id} and /v1/operations/{id} read). */
 const progressWriter = proxyLocalActivities<Pick<ComputeControlActivities, 'recordOperationProgress'>>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '100 ms', maximumInterval: '1 second', maximumAttempts: 3 },
@@ -49,30 +58,69 @@ export function faultCode(err: unknown): string {
   while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
   if (cause instanceof ApplicationFailure) return cause.type ?? 'Error';
   if (cause instanceof TimeoutFailure) return `Timeout.${cause.timeoutType}`;
+  if (isCancellation(cause)) return 'Cancelled';
   if (cause instanceof Error) return cause.name;
   return 'Error';
 }
 
-/** The innermost human message of a (possibly wrapped) failure. */
-export function faultMessage(err: unknown): string {
+/** A timeout, said as what happened (naming the host when the step ran on one). */
+function timeoutMessage(timeoutType: string, host?: string): string {
+  const who = host ? `host ${host}` : 'the worker';
+  if (timeoutType === 'SCHEDULE_TO_START' || timeoutType === 'HEARTBEAT') return `${who} did not answer for ${HOST_SILENCE_SECONDS} s (${timeoutType})`;
+  return `${who} did not finish in time (${timeoutType})`;
+}
+
+/** The innermost human message of a (possibly wrapped) failure; `host` is where the step ran. */
+export function faultMessage(err: unknown, host?: string): string {
   let cause: unknown = err;
   while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
-  if (cause instanceof TimeoutFailure) return `no answer in time (${cause.timeoutType})`;
+  if (cause instanceof TimeoutFailure) return timeoutMessage(String(cause.timeoutType), host);
+  if (isCancellation(cause)) return 'the operation was cancelled';
   return cause instanceof Error ? cause.message : String(cause);
+}
+
+/** What an operation's leftovers are filed under. */
+export interface LeftoverContext {
+  operationId: string;
+  resourceType: string;
+  resourceId: string;
+}
+
+/** Runs a ledger action: a host activity (bounded cleanup profile) or a conductor activity. */
+export function performAction(action: LeftoverAction): Promise<unknown> {
+  type Callable = Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const acts = (action.host ? cleanupOnHost(action.host) : conductor) as unknown as Callable;
+  const fn = acts[action.activity];
+  if (!fn) return Promise.reject(ApplicationFailure.nonRetryable(`no activity ${action.activity}`, 'UnknownActivity'));
+  return fn(...action.args);
+}
+
+/** Runs `fn` so that cancelling the workflow cannot interrupt it (compensation, final writes). */
+export function finishing<T>(fn: () => Promise<T>): Promise<T> {
+  return CancellationScope.nonCancellable(fn);
+}
+
+interface Compensation {
+  step: string;
+  undo: () => Promise<unknown>;
+  /** What the reconciler runs when `undo` fails (none: the failure is only reported). */
+  action?: LeftoverAction;
 }
 
 export class OperationTracker {
   readonly progress: Progress;
-  private readonly compensations: Array<{ step: string; undo: () => Promise<unknown> }> = [];
+  private readonly compensations: Compensation[] = [];
+  /** Hosts that stopped answering: their undos go straight to the ledger (nobody waits on a dead host). */
+  private readonly silentHosts = new Set<string>();
   private seq = 0;
   /** The progress writes in flight, chained so they land in order. */
   private writes: Promise<void> = Promise.resolve();
   private readonly lastStep: string | undefined;
 
-  /** `operationId`: the operation row the progress is written into (none: only the query answers it). */
+  /** `context`: the operation (its row gets the progress) and resource (for the ledger). */
   constructor(
     stepNames: readonly string[],
-    private readonly operationId?: string,
+    private readonly context?: LeftoverContext,
   ) {
     this.lastStep = stepNames[stepNames.length - 1];
     this.progress = {
@@ -81,6 +129,7 @@ export class OperationTracker {
       steps: stepNames.map((name) => ({ name, status: 'pending', attempts: 0 })),
       hosts: [],
       error: null,
+      leftovers: [],
     };
     setHandler(progressQuery, () => this.progress);
   }
@@ -100,15 +149,19 @@ export class OperationTracker {
    * is written while the step runs.
    */
   private save(): Promise<void> {
-    if (!this.operationId || !patched(PROGRESS_ROWS_PATCH)) return Promise.resolve();
+    const operationId = this.context?.operationId;
+    if (!operationId || !patched(PROGRESS_ROWS_PATCH)) return Promise.resolve();
     this.seq += 1;
-    const request = { operationId: this.operationId, progress: JSON.parse(JSON.stringify(this.progress)) as Progress, seq: this.seq };
+    const request = { operationId, progress: JSON.parse(JSON.stringify(this.progress)) as Progress, seq: this.seq };
     this.writes = this.writes.then(() => progressWriter.recordOperationProgress(request).catch(() => undefined));
     return this.writes;
   }
 
-  /** Runs one step, recording start/end/attempts/error. A failure is rethrown with the step attached. */
-  async run<T>(name: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one step, recording start/end/attempts/error. A failure is rethrown with the step attached
+   * (and the host it ran on, which a timeout's message names).
+   */
+  async run<T>(name: string, work: () => Promise<T>, host?: string): Promise<T> {
     const step = this.stepOf(name);
     step.status = 'running';
     step.attempts += 1;
@@ -126,26 +179,81 @@ export class OperationTracker {
     } catch (err) {
       step.status = 'failed';
       step.endedAt = new Date().toISOString();
-      step.error = faultMessage(err);
+      step.error = faultMessage(err, host);
       await this.save();
-      throw new StepFailed(name, err);
+      throw new StepFailed(name, err, host);
     }
   }
 
-  /** Registers an undo for `step`, to run (in reverse order) if the operation fails later. */
-  onFailureUndo(step: string, undo: () => Promise<unknown>): void {
-    this.compensations.push({ step, undo });
+  /**
+   * Registers an undo for `step`, to run (in reverse order) if the operation fails later. With
+   * `action`, a failed undo leaves that action in the ledger for the reconciler.
+   */
+  onFailureUndo(step: string, undo: () => Promise<unknown>, action?: LeftoverAction): void {
+    this.compensations.push({ step, undo, ...(action ? { action } : {}) });
   }
 
-  /** Runs and forgets the undos registered since `mark` (for a reschedule: undo only the host's part). */
+  /** Registers an undo that is one activity call: what it runs is also what the ledger retries. */
+  undoWith(step: string, action: LeftoverAction): void {
+    this.onFailureUndo(step, () => performAction(action), action);
+  }
+
+  /** `host` did not answer (scheduleToStart or heartbeat timeout): do not wait on it again in this run. */
+  hostSilent(host: string): void {
+    this.silentHosts.add(host);
+  }
+
+  /** The undo's host is known to be silent: what it would run goes to the ledger at once. */
+  private skipsSilentHost(action: LeftoverAction | undefined): boolean {
+    return action?.host != null && this.silentHosts.has(action.host);
+  }
+
+  /**
+   * Runs and forgets the undos registered since `mark` (for a reschedule: undo only the host's part).
+   * Every undo runs, even after another failed; failures go to the ledger. Never throws.
+   */
   async compensateSince(mark: number): Promise<void> {
     const undo = this.compensations.splice(mark).reverse();
-    for (const c of undo) {
-      await c.undo();
-      const step = this.stepOf(c.step);
-      if (step.status === 'done' || step.status === 'failed') step.status = 'compensated';
+    await finishing(async () => {
+      for (const c of undo) {
+        const step = this.stepOf(c.step);
+        try {
+          if (this.skipsSilentHost(c.action)) throw new HostSilent(c.action!.host!);
+          await c.undo();
+          if (step.status === 'done' || step.status === 'failed') step.status = 'compensated';
+        } catch (err) {
+          step.error = `undo failed: ${faultMessage(err, c.action?.host ?? undefined)}`;
+          await this.leave(c.step, c.action, err);
+        }
+      }
+      if (undo.length > 0) await this.save();
+    });
+  }
+
+  /**
+   * Runs one cleanup action now (not an undo of this run's own step: e.g. the delete flow's
+   * teardown). A failure goes to the ledger and returns false; never throws.
+   */
+  async attempt(step: string, action: LeftoverAction): Promise<boolean> {
+    try {
+      if (this.skipsSilentHost(action)) throw new HostSilent(action.host!);
+      await finishing(() => performAction(action));
+      return true;
+    } catch (err) {
+      await this.leave(step, action, err);
+      return false;
     }
-    if (undo.length > 0) await this.save();
+  }
+
+  /** Records what a failed undo left behind: in progress, and (with an action) in the ledger. */
+  private async leave(step: string, action: LeftoverAction | undefined, err: unknown): Promise<void> {
+    const error = faultMessage(err, action?.host ?? undefined);
+    this.progress.leftovers.push({ step, activity: action?.activity ?? 'undo', host: action?.host ?? null, error });
+    if (!action || !this.context) return;
+    const ctx = this.context;
+    await finishing(() =>
+      conductor.recordLeftover({ id: uuid4(), operationId: ctx.operationId, resourceType: ctx.resourceType, resourceId: ctx.resourceId, action, error: `${step}: ${error}` }),
+    ).catch(() => undefined); // the database is gone for minutes: the fault and the progress still say it
   }
 
   get mark(): number {
@@ -175,18 +283,34 @@ export class OperationTracker {
   }
 }
 
-/** A step failed: carries the step name to the saga's catch. */
+/** An undo not tried: its host stopped answering earlier in this operation. */
+class HostSilent extends Error {
+  constructor(host: string) {
+    super(`host ${host} did not answer earlier in this operation; left for the reconciler`);
+    this.name = 'HostSilent';
+  }
+}
+
+/** True when `err` (a step failure) says its host did not answer at all (not picked up, or went silent). */
+export function hostDidNotAnswer(err: unknown): boolean {
+  let cause: unknown = err instanceof StepFailed ? err.failure : err;
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  return cause instanceof TimeoutFailure && ((cause.timeoutType === 'SCHEDULE_TO_START' || cause.timeoutType === 'HEARTBEAT'));
+}
+
+/** A step failed: carries the step name (and the host it ran on) to the saga's catch. */
 export class StepFailed extends Error {
   constructor(
     readonly step: string,
     readonly failure: unknown,
+    readonly host?: string,
   ) {
-    super(`${step}: ${faultMessage(failure)}`);
+    super(`${step}: ${faultMessage(failure, host)}`);
     this.name = 'StepFailed';
   }
 
   get fault(): Fault {
-    return { step: this.step, code: faultCode(this.failure), message: faultMessage(this.failure) };
+    return { step: this.step, code: faultCode(this.failure), message: faultMessage(this.failure, this.host) };
   }
 }
 
@@ -199,4 +323,15 @@ export function toFault(err: unknown, tracker: OperationTracker): Fault {
 /** What an operation workflow throws at the end, after cleaning up: Temporal UI shows the run as Failed. */
 export function operationFailure(fault: Fault): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`${fault.step} failed: ${fault.message}`, fault.code, fault);
+}
+
+/**
+ * A server operation that failed for good: the server goes to ERROR with the fault, the operation is
+ * finished as failed, and the returned failure is what the workflow throws (Temporal UI shows it).
+ */
+export async function serverFailed(serverId: string, operationId: string, fault: Fault): Promise<ApplicationFailure> {
+  await finishing(() =>
+    conductor.finishServerOperation({ server: { serverId, status: 'ERROR', taskState: null, fault }, operationId, status: 'failed', error: fault }),
+  );
+  return operationFailure(fault);
 }

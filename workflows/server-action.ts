@@ -2,7 +2,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { domainNameFor, type PowerAction } from '../activities/compute/types';
 import { conductor, onHost } from './activity-proxies';
-import { OperationTracker, operationFailure } from './progress';
+import { finishing, OperationTracker, operationFailure } from './progress';
 
 const AFTER: Record<PowerAction, { status: 'ACTIVE' | 'SHUTOFF'; powerState: string }> = {
   start: { status: 'ACTIVE', powerState: 'running' },
@@ -17,7 +17,7 @@ export function serverActionWorkflowId(serverId: string, operationId: string): s
 
 export async function serverAction(input: { serverId: string; operationId: string; action: PowerAction }): Promise<void> {
   const { serverId, action } = input;
-  const t = new OperationTracker([action], input.operationId);
+  const t = new OperationTracker([action], { operationId: input.operationId, resourceType: 'server', resourceId: serverId });
   try {
     await t.run(action, async () => {
       const server = await conductor.setServerState({ serverId, taskState: TASK_STATE[action] });
@@ -29,7 +29,9 @@ export async function serverAction(input: { serverId: string; operationId: strin
   } catch (err) {
     const fault = t.failed(err);
     // The server keeps running (or not) as it was: clear the task, record the failed action on the operation.
-    await conductor.finishServerOperation({ server: { serverId, taskState: null }, operationId: input.operationId, status: 'failed', error: fault });
+    await finishing(() =>
+      conductor.finishServerOperation({ server: { serverId, taskState: null }, operationId: input.operationId, status: 'failed', error: fault }),
+    );
     throw operationFailure(fault);
   }
 }

@@ -90,6 +90,13 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
       await quotas.release(db, serverId);
     },
 
+    /** The server's host and status, read only (DELETED included). */
+    async serverSnapshot({ serverId }: { serverId: string }): Promise<{ host: string | null; status: string }> {
+      const server = await servers.get(db, serverId);
+      if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'NotFound');
+      return { host: server.host, status: server.status };
+    },
+
     /** Updates the server record and returns it (the delete flow reads the host from it). */
     async setServerState(patch: ServerStatePatch): Promise<{ host: string | null; status: string }> {
       const { serverId, ...changes } = patch;
@@ -188,6 +195,16 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
     /** The workflow's step progress, written into its operation's row (read by GET /v1/servers/{id} and /v1/operations/{id}). */
     async recordOperationProgress(req: { operationId: string; progress: unknown; seq: number }): Promise<void> {
       await operations.recordProgress(db, req.operationId, req.progress, req.seq);
+    },
+
+    /**
+     * Finishes, as cancelled, a create of the server still recorded running whose workflow never
+     * started (a delete got there first): nothing will start it later.
+     */
+    async abandonUnstartedCreate({ serverId, fault }: { serverId: string; fault: operations.OperationError }): Promise<void> {
+      for (const op of await operations.listByResource(db, serverId)) {
+        if (op.kind === 'server.create' && op.status === 'running') await operations.finish(db, op.id, { status: 'failed', error: fault });
+      }
     },
 
     async finishOperation(req: { operationId: string; status: 'succeeded' | 'failed'; error?: operations.OperationError }): Promise<void> {

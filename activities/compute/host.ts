@@ -71,7 +71,14 @@ const MAX_CONSOLE_BYTES = 1024 * 1024; // stays well under Temporal's payload li
 /** Servers being worked on in this process: one activity per server at a time. */
 const serverLocks = new KeyedMutex();
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** A wait that a cancelled activity cuts short (Context.sleep); a plain timer outside an activity. */
+function sleep(ms: number): Promise<void> {
+  try {
+    return Context.current().sleep(ms);
+  } catch {
+    return new Promise((r) => setTimeout(r, ms));
+  }
+}
 
 /** Heartbeat when running inside a Temporal activity (a no-op when called directly, e.g. in tests). */
 function heartbeat(details: unknown): void {

@@ -75,7 +75,9 @@ export function createImageHostActivities({ cacheDir, log, fetch: fetchImpl = fe
     armStallTimer();
     const temp = path.join(cacheDir, `${TEMP_PREFIX}${image.checksum}-${randomBytes(6).toString('hex')}`);
     try {
-      const res = await fetchImpl(image.downloadUrl, { signal: controller.signal });
+      const res = await fetchImpl(image.downloadUrl, { signal: controller.signal }).catch((err: unknown) => {
+        throw new Error(describeFetchFailure(image, err), { cause: err });
+      });
       if (!res.ok || !res.body) {
         const detail = (await res.text().catch(() => '')).slice(0, 300);
         const message = `image ${image.id} download failed: HTTP ${res.status} ${detail}`.trim();
@@ -149,7 +151,8 @@ export function createImageHostActivities({ cacheDir, log, fetch: fetchImpl = fe
     }
     const timer = setInterval(() => context.heartbeat({ bytes: progress.bytes }), HEARTBEAT_MS);
     try {
-      return await work;
+      // Cancellation-aware: a cancelled activity stops waiting (the shared download goes on for the cache).
+      return await Promise.race([work, context.cancelled]);
     } finally {
       clearInterval(timer);
     }
@@ -179,3 +182,27 @@ export function createImageHostActivities({ cacheDir, log, fetch: fetchImpl = fe
 }
 
 export type ImageHostActivities = ReturnType<typeof createImageHostActivities>;
+
+/**
+ * What a failed fetch of an image means, said plainly (Node says only "TypeError: fetch failed";
+ * the real cause, e.g. ECONNREFUSED, is in its `cause`).
+ */
+export function describeFetchFailure(image: { id: string; downloadUrl: string }, err: unknown): string {
+  let origin = 'the API';
+  try {
+    origin = `the API at ${new URL(image.downloadUrl).origin}`;
+  } catch {
+    /* keep the generic name */
+  }
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  const code = typeof cause?.code === 'string' ? cause.code : undefined;
+  const what: Record<string, string> = {
+    ECONNREFUSED: 'refused',
+    ECONNRESET: 'was cut off',
+    ETIMEDOUT: 'timed out',
+    ENOTFOUND: 'failed: no such host',
+    EHOSTUNREACH: 'failed: host unreachable',
+  };
+  const detail = code ? (what[code] ?? `failed (${code})`) : `failed (${err instanceof Error ? (typeof cause?.message === 'string' ? cause.message : err.message) : String(err)})`;
+  return `image ${image.id} download from ${origin} ${detail}`;
+}

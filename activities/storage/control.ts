@@ -160,12 +160,18 @@ export function createStorageControlActivities(deps: { db: Knex; heartbeatSecond
       to: volumes.VolumeStatus;
       set?: { serverId?: string | null; device?: string | null };
     }): Promise<void> {
-      await db.transaction(async (trx) => {
-        await volumes.transition(trx, req.volumeId, { from: req.from, to: req.to, ...(req.set ? { set: req.set } : {}) });
-        // Quota: a created volume's reservation becomes usage; a failed create or a delete gives it back.
-        if (req.to === 'available' && req.from.includes('creating')) await quotas.commit(trx, req.volumeId);
-        if (req.to === 'deleted' || (req.to === 'error' && req.from.includes('creating'))) await quotas.release(trx, req.volumeId);
-      });
+      try {
+        await db.transaction(async (trx) => {
+          await volumes.transition(trx, req.volumeId, { from: req.from, to: req.to, ...(req.set ? { set: req.set } : {}) });
+          // Quota: a created volume's reservation becomes usage; a failed create or a delete gives it back.
+          if (req.to === 'available' && req.from.includes('creating')) await quotas.commit(trx, req.volumeId);
+          if (req.to === 'deleted' || (req.to === 'error' && req.from.includes('creating'))) await quotas.release(trx, req.volumeId);
+        });
+      } catch (err) {
+        // Idempotent under re-run: a transition that already happened (the first run's result was lost) is success.
+        if (err instanceof Conflict && (await volumes.get(db, req.volumeId))?.status === req.to) return;
+        throw err;
+      }
     },
   };
 }

@@ -29,6 +29,7 @@ export function presentServer(config: Pick<Config, 'api' | 'temporal'>, auth: Au
     volumes_attached: d.volumes.map((v) => ({ id: v.id, device: v.device })),
     metadata: server.metadata,
     fault: server.fault,
+    batch_id: server.batchId,
     // The step progress the operation's workflow wrote into its row (no workflow query per read).
     progress: busy && latest?.status === 'running' ? storedProgress(latest) : null,
     availability_zone: server.availabilityZone,

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router, type Request } from 'express';
 import { Conflict } from '../../core/errors';
-import type { CreateServerInput } from '../../workflows/create-server';
+import { OPERATIONS } from '../../workflows/catalog';
 import { createComputeService, readServerConsole, serverIdForKey, type CreateServerBody, type Server } from '../../services/compute';
 import type { QuotaLimits } from '../../services/compute';
 import type { AuthContext, IdentityService } from '../../services/identity';
@@ -21,8 +21,8 @@ export { serverIdForKey };
 const CONSOLE_POLL_MS = 1000;
 const STREAM_WINDOW_BYTES = 1024 * 1024;
 
-/** Nova's task_state while an action runs (set by the API when it accepts the action). */
-const TASK_STATE_OF = { start: 'powering-on', stop: 'powering-off', reboot: 'rebooting' } as const;
+/** The catalog entry of each power action (its task_state is set by the API when it accepts the action). */
+const ACTION_OPERATION = { start: 'serverStart', stop: 'serverStop', reboot: 'serverReboot' } as const;
 
 export function serversRouter(deps: OperationDeps & { identity: IdentityService; quotaDefaults: QuotaLimits }): Router {
   const compute = createComputeService(deps.db);
@@ -46,43 +46,44 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     const key = req.get('idempotency-key');
     const serverId = key ? serverIdForKey(auth.project.id, key) : randomUUID();
 
-    // A retried request with the same key: the same server and operation, never a second server.
+    // A retried request with the same key: the same server and operation, never a second server; a
+    // create whose workflow never started (the API crashed, Temporal was down) is started now.
     const replay = async (): Promise<boolean> => {
       const found = key ? await compute.replayOf(auth, serverId) : null;
       if (!found) return false;
-      res.status(202).json({ server: await present(auth, found.server), operation: await presentOperation(deps, found.operation) });
+      // A create recorded but never started (its start failed): start it now.
+      const op = found.operation.status === 'running' && !found.operation.runId ? await launchOperation(deps, found.operation, 'keep') : found.operation;
+      res.status(202).json({ server: await present(auth, found.server), operation: await presentOperation(deps, op) });
       return true;
     };
     if (await replay()) return;
 
     const plan = await compute.resolveCreate(auth, body);
     const placement = await compute.checkPlacement(auth, body);
-    const workflowId = `server:${serverId}:create`;
     let server: Server;
     let op;
     try {
       // The server and its operation appear together, or not at all.
       [server, op] = await compute.createRecord(auth, serverId, body, { plan, placement, quotaDefaults: deps.quotaDefaults }, (trx) =>
-        recordOperation(trx, { kind: 'server.create', resourceType: 'server', resourceId: serverId, projectId: auth.project.id, workflowType: 'createServer', workflowId }),
+        recordOperation(trx, { def: OPERATIONS.serverCreate, resourceId: serverId, projectId: auth.project.id, input: (operationId) => ({ ...plan, serverId, operationId }) }),
       );
     } catch (err) {
       // Lost a race against the same Idempotency-Key: answer with the winner's server.
       if (err instanceof Conflict && key && (await replay())) return;
       throw err;
     }
-    try {
-      op = await launchOperation(deps, op, 'createServer', [{ ...plan, serverId, operationId: op.id } satisfies CreateServerInput]);
-    } catch (err) {
-      await compute.abandonCreate(serverId); // nothing half-created: it never existed for users
-      throw err;
-    }
+    // The rows are the commitment: if the start fails (or its answer is lost), the server is not
+    // given up (its workflow may be running): the reconciler, or a retry with the same
+    // Idempotency-Key, starts it. The caller gets a 503 with Retry-After.
+    op = await launchOperation(deps, op, 'keep');
     req.log.info({ server: serverId, operation: op.id }, 'server create accepted');
     res.status(202).json({ server: await present(auth, server), operation: await presentOperation(deps, op) });
   });
 
   router.get('/v1/servers', async (req, res) => {
     const auth = callerOf(req);
-    const page = await compute.list(auth, pageQuery(req));
+    const batchId = typeof req.query.batch_id === 'string' ? req.query.batch_id : undefined;
+    const page = await compute.list(auth, { ...pageQuery(req), ...(batchId ? { batchId } : {}) });
     res.json({ servers: page.items.map((d) => presentServer(deps.config, auth, d)), next: page.next });
   });
 
@@ -97,16 +98,18 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     const server = await compute.get(auth, param(req, 'server_id'));
     const running = await compute.runningDelete(server.id);
     if (running) return void res.status(202).json({ operation: await presentOperation(deps, running) });
-    await compute.claimTask(server, 'deleting', ['ACTIVE', 'SHUTOFF', 'ERROR'], () => new Conflict(`server ${server.id} is ${server.taskState ?? server.status}: wait for that to finish`));
-    const op = await startOperation(deps, {
-      kind: 'server.delete',
-      resourceType: 'server',
+    // A server in BUILD: the delete cancels its create (whose undo runs to the end), then deletes.
+    const building = server.status === 'BUILD';
+    if (!building) {
+      await compute.claimTask(server, 'deleting', ['ACTIVE', 'SHUTOFF', 'ERROR'], () => new Conflict(`server ${server.id} is ${server.taskState ?? server.status}: wait for that to finish`));
+    }
+    const start = startOperation(deps, {
+      def: OPERATIONS.serverDelete,
       resourceId: server.id,
       projectId: server.projectId,
-      workflowType: 'deleteServer',
-      workflowId: `server:${server.id}:delete`,
-      args: (operationId) => [{ serverId: server.id, operationId }],
-    }).catch(releaseTask(server.id));
+      input: (operationId) => ({ serverId: server.id, operationId, ...(building ? { cancelCreate: true } : {}) }),
+    });
+    const op = await (building ? start : start.catch(releaseTask(server.id)));
     res.status(202).json({ operation: await presentOperation(deps, op) });
   });
 
@@ -117,20 +120,16 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     const { action } = req.body as JsonBody<'serverAction'>;
     const allowedFrom = action === 'start' ? 'SHUTOFF' : 'ACTIVE';
     // Of two racing actions, one gets 409.
-    await compute.claimTask(server, TASK_STATE_OF[action], [allowedFrom], () =>
+    await compute.claimTask(server, OPERATIONS[ACTION_OPERATION[action]].taskState ?? action, [allowedFrom], () =>
       new Conflict(`cannot ${action} server ${server.id} while it is ${server.taskState ?? server.status}`, [
         { field: 'body.action', message: `needs a ${allowedFrom} server with no task in progress` },
       ]),
     );
-    const operationId = randomUUID();
     const op = await startOperation(deps, {
-      kind: `server.${action}`,
-      resourceType: 'server',
+      def: OPERATIONS[ACTION_OPERATION[action]],
       resourceId: server.id,
       projectId: server.projectId,
-      workflowType: 'serverAction',
-      workflowId: `server:${server.id}:action:${operationId}`,
-      args: (id) => [{ serverId: server.id, operationId: id, action }],
+      input: (id) => ({ serverId: server.id, operationId: id, action }),
     }).catch(releaseTask(server.id));
     res.status(202).json({ operation: await presentOperation(deps, op) });
   });
@@ -182,15 +181,11 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     // Cinder's state machine, enforced by the database: only one request can reserve the volume.
     await compute.transitionVolume(volumeId, { from: ['available'], to: 'reserved', set: { serverId: server.id, device } });
     try {
-      const operationId = randomUUID();
       const op = await startOperation(deps, {
-        kind: 'volume.attach',
-        resourceType: 'volume',
+        def: OPERATIONS.volumeAttach,
         resourceId: volumeId,
         projectId: server.projectId,
-        workflowType: 'attachVolume',
-        workflowId: `volume:${volumeId}:attach:${operationId}`,
-        args: (id) => [{ volumeId, serverId: server.id, host, device, operationId: id }],
+        input: (id) => ({ volumeId, serverId: server.id, host, device, operationId: id }),
       });
       res.status(202).json({ operation: await presentOperation(deps, op) });
     } catch (err) {
@@ -207,15 +202,11 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     const { host } = await compute.planDetach(server, volumeId);
     await compute.transitionVolume(volumeId, { from: ['in-use'], to: 'detaching' });
     try {
-      const operationId = randomUUID();
       const op = await startOperation(deps, {
-        kind: 'volume.detach',
-        resourceType: 'volume',
+        def: OPERATIONS.volumeDetach,
         resourceId: volumeId,
         projectId: server.projectId,
-        workflowType: 'detachVolume',
-        workflowId: `volume:${volumeId}:detach:${operationId}`,
-        args: (id) => [{ volumeId, serverId: server.id, host, operationId: id }],
+        input: (id) => ({ volumeId, serverId: server.id, host, operationId: id }),
       });
       res.status(202).json({ operation: await presentOperation(deps, op) });
     } catch (err) {

@@ -7,6 +7,7 @@ import type { QuotaLimits } from '../../services/compute';
 import { createVolumeService, type Volume } from '../../services/volumes';
 import { authenticate, callerOf, requireWriter } from '../auth';
 import type { JsonBody } from '../body';
+import { OPERATIONS } from '../../workflows/catalog';
 import { presentOperation, startOperation, type OperationDeps } from '../operations';
 import { pageQuery } from '../pagination';
 
@@ -44,15 +45,10 @@ export function volumesRouter(deps: OperationDeps & { identity: IdentityService;
     });
     try {
       const op = await startOperation(deps, {
-        kind: 'volume.create',
-        resourceType: 'volume',
+        def: OPERATIONS.volumeCreate,
         resourceId: volume.id,
         projectId: auth.project.id,
-        workflowType: 'createVolume',
-        workflowId: `volume:${volume.id}:create`,
-        args: (operationId) => [
-          { volumeId: volume.id, projectId: auth.project.id, operationId, sizeGb: body.size_gb, ...(body.image_id ? { imageId: body.image_id } : {}) },
-        ],
+        input: (operationId) => ({ volumeId: volume.id, projectId: auth.project.id, operationId, sizeGb: body.size_gb, ...(body.image_id ? { imageId: body.image_id } : {}) }),
       });
       res.status(202).json({ volume: presentVolume(auth, volume), operation: await presentOperation(deps, op) });
     } catch (err) {
@@ -76,16 +72,12 @@ export function volumesRouter(deps: OperationDeps & { identity: IdentityService;
     const auth = callerOf(req);
     requireWriter(auth);
     const volume = await volumes.claimDelete(auth, req.params.volume_id as string);
-    const operationId = randomUUID();
     try {
       const op = await startOperation(deps, {
-        kind: 'volume.delete',
-        resourceType: 'volume',
+        def: OPERATIONS.volumeDelete,
         resourceId: volume.id,
         projectId: volume.projectId,
-        workflowType: 'deleteVolume',
-        workflowId: `volume:${volume.id}:delete:${operationId}`,
-        args: (id) => [{ volumeId: volume.id, operationId: id, host: volume.host }],
+        input: (id) => ({ volumeId: volume.id, operationId: id, host: volume.host }),
       });
       res.status(202).json({ operation: await presentOperation(deps, op) });
     } catch (err) {

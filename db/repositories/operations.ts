@@ -29,6 +29,9 @@ export interface Operation {
   workflowId: string;
   /** The workflow run, once known. */
   runId: string | null;
+  /** What starts the workflow again from this row alone (null for rows older than migration 0004). */
+  workflowType: string | null;
+  workflowArgs: unknown[] | null;
   status: OperationStatus;
   error: OperationError | null;
   /** The workflow's step progress as of its last marked step (its shape is the workflow's `Progress`), or null before the first. */
@@ -45,6 +48,8 @@ interface OperationRow {
   project_id: string;
   workflow_id: string;
   run_id: string | null;
+  workflow_type: string | null;
+  workflow_args: unknown[] | null;
   status: OperationStatus;
   error: OperationError | null;
   progress: unknown;
@@ -52,7 +57,7 @@ interface OperationRow {
   updated_at: Date;
 }
 
-const COLUMNS = ['id', 'kind', 'resource_type', 'resource_id', 'project_id', 'workflow_id', 'run_id', 'status', 'error', 'progress', 'created_at', 'updated_at'];
+const COLUMNS = ['id', 'kind', 'resource_type', 'resource_id', 'project_id', 'workflow_id', 'run_id', 'workflow_type', 'workflow_args', 'status', 'error', 'progress', 'created_at', 'updated_at'];
 
 function toOperation(row: OperationRow): Operation {
   return {
@@ -63,6 +68,8 @@ function toOperation(row: OperationRow): Operation {
     projectId: row.project_id,
     workflowId: row.workflow_id,
     runId: row.run_id,
+    workflowType: row.workflow_type,
+    workflowArgs: row.workflow_args,
     status: row.status,
     error: row.error,
     progress: row.progress ?? null,
@@ -81,6 +88,8 @@ export interface NewOperation {
   projectId: string;
   workflowId: string;
   runId?: string | null;
+  workflowType?: string | null;
+  workflowArgs?: unknown[] | null;
 }
 
 /** Inserts a running operation. Throws Conflict when the id exists. */
@@ -97,6 +106,8 @@ export async function create(db: Queryable, input: NewOperation): Promise<Operat
           project_id: input.projectId,
           workflow_id: input.workflowId,
           run_id: input.runId ?? null,
+          workflow_type: input.workflowType ?? null,
+          workflow_args: input.workflowArgs ? JSON.stringify(input.workflowArgs) : null,
           status: 'running',
         })
         .returning(COLUMNS),
@@ -145,6 +156,17 @@ export async function recordProgress(db: Queryable, id: string, progress: unknow
       w.whereNull('progress').orWhereRaw(`coalesce((progress->>'seq')::int, -1) < ?`, [seq]);
     })
     .update({ progress: JSON.stringify({ ...(progress as object), seq }) });
+}
+
+/** Running operations created before `before`, oldest first (the reconciler's candidates). */
+export async function listRunning(db: Queryable, opts: { before: Date; limit: number }): Promise<Operation[]> {
+  const rows = (await db('operations')
+    .select(COLUMNS)
+    .where({ status: 'running' })
+    .andWhere('created_at', '<', opts.before)
+    .orderBy([{ column: 'created_at' }, { column: 'id' }])
+    .limit(opts.limit)) as OperationRow[];
+  return rows.map(toOperation);
 }
 
 /**

@@ -40,6 +40,9 @@ export interface Server {
   availabilityZone: string | null;
   /** The scheduler's decision: host, alternates, weights (shown to admins). */
   placement: Record<string, unknown> | null;
+  /** The batch that made it, and its index there (null for a server created alone). */
+  batchId: string | null;
+  batchIndex: number | null;
   createdAt: Date;
   updatedAt: Date;
   deletedAt: Date | null;
@@ -60,6 +63,8 @@ interface ServerRow {
   fault: ServerFault | null;
   availability_zone: string | null;
   placement: Record<string, unknown> | null;
+  batch_id: string | null;
+  batch_index: number | null;
   created_at: Date;
   updated_at: Date;
   deleted_at: Date | null;
@@ -67,7 +72,7 @@ interface ServerRow {
 
 const COLUMNS = [
   'id', 'project_id', 'user_id', 'name', 'flavor_id', 'image_id', 'status', 'task_state', 'power_state', 'host',
-  'metadata', 'fault', 'availability_zone', 'placement', 'created_at', 'updated_at', 'deleted_at',
+  'metadata', 'fault', 'availability_zone', 'placement', 'batch_id', 'batch_index', 'created_at', 'updated_at', 'deleted_at',
 ];
 
 function toServer(row: ServerRow): Server {
@@ -86,6 +91,8 @@ function toServer(row: ServerRow): Server {
     fault: row.fault,
     availabilityZone: row.availability_zone,
     placement: row.placement,
+    batchId: row.batch_id,
+    batchIndex: row.batch_index,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     deletedAt: row.deleted_at,
@@ -104,6 +111,8 @@ export interface NewServer {
   imageId: string | null;
   metadata?: Record<string, string>;
   availabilityZone?: string | null;
+  /** A member of a batch: its batch and index. */
+  batch?: { id: string; index: number };
 }
 
 /**
@@ -133,10 +142,12 @@ export async function create(db: Queryable, input: NewServer): Promise<Server> {
             task_state: 'scheduling',
             metadata: JSON.stringify(input.metadata ?? {}),
             availability_zone: input.availabilityZone ?? null,
+            ...(input.batch ? { batch_id: input.batch.id, batch_index: input.batch.index } : {}),
           })
           .returning(COLUMNS),
       {
         servers_pkey: conflict('id', `server '${input.id}' already exists`),
+        servers_batch_member_key: conflict('batch_index', `batch member ${input.batch?.index ?? ''} already exists`),
         servers_project_id_fkey: missing('project_id', `project '${input.projectId}' not found`),
         servers_user_id_fkey: missing('user_id', `user '${input.userId ?? ''}' not found`),
         servers_image_id_fkey: missing('image_id', `image '${input.imageId ?? ''}' not found`),
@@ -153,11 +164,13 @@ export async function get(db: Queryable, id: string): Promise<Server | null> {
   return row ? toServer(row) : null;
 }
 
-/** Ordered by creation; `projectId` filters; DELETED servers only with `includeDeleted`. */
-export function list(db: Queryable, page: PageRequest & { projectId?: string; includeDeleted?: boolean }): Promise<Page<Server>> {
+/** Ordered by creation; `projectId` and `batchId` filter; DELETED servers only with `includeDeleted`. */
+export function list(db: Queryable, page: PageRequest & { projectId?: string; batchId?: string; includeDeleted?: boolean }): Promise<Page<Server>> {
   if (page.projectId !== undefined && !isUuid(page.projectId)) return Promise.resolve({ items: [], next: null });
+  if (page.batchId !== undefined && !isUuid(page.batchId)) return Promise.resolve({ items: [], next: null });
   const q = db('servers').select(COLUMNS);
   if (page.projectId !== undefined) q.where('project_id', page.projectId);
+  if (page.batchId !== undefined) q.where('batch_id', page.batchId);
   if (!page.includeDeleted) q.whereNot('status', 'DELETED');
   return paginate(db, q, byCreation('servers'), page, toServer);
 }

@@ -683,6 +683,8 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
         projectId,
         workflowId: `server:${resourceId}:create`,
         runId: null,
+        workflowType: null,
+        workflowArgs: null,
         status: 'running',
         error: null,
         createdAt: expect.any(Date),
@@ -694,8 +696,22 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
       expect(await operations.finish(db, op.id, { status: 'succeeded' })).toEqual(failed);
       expect(await operations.get(db, op.id)).toEqual(failed);
 
-      const del = await operations.create(db, { id: newId(), kind: 'server.delete', resourceType: 'server', resourceId, projectId, workflowId: 'w2', runId: 'r2' });
+      const del = await operations.create(db, {
+        id: newId(),
+        kind: 'server.delete',
+        resourceType: 'server',
+        resourceId,
+        projectId,
+        workflowId: 'w2',
+        runId: 'r2',
+        workflowType: 'deleteServer',
+        workflowArgs: [{ serverId: resourceId, cancelCreate: true }],
+      });
+      expect(del).toMatchObject({ workflowType: 'deleteServer', workflowArgs: [{ serverId: resourceId, cancelCreate: true }] });
       expect((await operations.listByResource(db, resourceId)).map((o) => o.kind)).toEqual(['server.create', 'server.delete']);
+      // The reconciler's candidates: running, older than the given time, oldest first.
+      expect((await operations.listRunning(db, { before: new Date(Date.now() + 60_000), limit: 1000 })).map((o) => o.id)).toContain(del.id);
+      expect((await operations.listRunning(db, { before: new Date(0), limit: 1000 })).map((o) => o.id)).not.toContain(del.id);
       expect(await rejection(operations.create(db, { id: del.id, kind: 'x', resourceType: 'server', resourceId, projectId, workflowId: 'w' }))).toBeInstanceOf(Conflict);
       await operations.remove(db, del.id);
       expect(await operations.get(db, del.id)).toBeNull();

@@ -14,45 +14,20 @@ import { silentLogger } from '../../core/log';
 import { connectTemporal } from '../../temporal/connection';
 import { bundleWorkflows } from '../../workers/conductor';
 import { testTemporal } from '../support/temporal';
-import { openHypervisor, type Hypervisor } from '../../libvirt';
-import { census } from '../support/libvirt-census';
-import { startTestCloud, type TestCloud } from '../support/cloud';
-import { createNetwork, flavorId, uploadRawImage, waitGone, waitSettled } from '../support/stratus-fixtures';
+import { cloudCensus, startServerFixture, stopServerFixture, type ServerFixture } from '../support/cloud-census';
+import { waitGone, waitSettled } from '../support/stratus-fixtures';
 
-let t: TestCloud;
-let admin: string;
-let hv: Hypervisor;
 const faults = new FaultPlan();
-let imageId: string;
-let tiny: string;
-let net: { networkId: string; subnetId: string };
+let { t, admin, hv, imageId, tiny, net } = {} as ServerFixture;
 
 beforeAll(async () => {
-  t = await startTestCloud({ faults, hosts: [{ libvirt: 'shared', faults }] });
-  admin = await t.login();
-  hv = await openHypervisor('test:///default');
-  imageId = await uploadRawImage(t, admin);
-  tiny = await flavorId(t, admin);
-  net = await createNetwork(t, admin, '10.20.0.0/24');
+  ({ t, admin, hv, imageId, tiny, net } = await startServerFixture({ faults, hosts: [{ libvirt: 'shared', faults }], cidr: '10.20.0.0/24' }));
 }, 120_000);
 
-afterAll(async () => {
-  await hv?.close();
-  await t?.stop();
-});
+afterAll(() => stopServerFixture({ t, hv }));
 
 /** Everything a server can hold, in the database and on the host. */
-async function fullCensus() {
-  const db = t.cloud.db!;
-  const rows = async (table: string, where: Record<string, unknown> = {}) =>
-    (await db(table).where(where).select('*')).map((r: Record<string, unknown>) => JSON.stringify(r)).sort();
-  return {
-    ports: await rows('ports'),
-    claims: await rows('host_claims'),
-    volumes: (await db('volumes').whereNot({ status: 'deleted' }).select('id', 'status', 'server_id')).map((r: unknown) => JSON.stringify(r)).sort(),
-    host: await census(hv, t.config.host.storagePool),
-  };
-}
+const fullCensus = () => cloudCensus(t, hv);
 
 /** Fetches a finished workflow's history from the server and replays it against the current code. */
 async function replayLiveHistory(workflowId: string) {

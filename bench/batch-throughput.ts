@@ -1,0 +1,187 @@
+/**
+ * Batch provisioning throughput on libvirt's test driver, through the whole stack (API, batch and
+ * create workflows, conductor, host agent, database), against the engine's floor measured in the same
+ * run on the same Temporal server: N bare workflows running the same number of no-op activities as a
+ * create (local ones on the conductor side, one on a host queue), with the same parallelism.
+ *
+ *   npm run bench:batch -- --count 1000 [--parallel 50] [--db postgres|pglite] [--no-fairness]
+ *
+ * Also measures fairness: one create of another project, alone, and then while the batch runs.
+ * PostgreSQL: a fresh database on STRATUS_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { loadConfig } from '../core/config';
+import { createLogger } from '../core/log';
+import { freePort } from '../core/ports';
+import { startCloud } from '../workers/cloud';
+import { jsonCaller } from './http';
+
+const { values: args } = parseArgs({
+  options: {
+    count: { type: 'string', default: '1000' },
+    parallel: { type: 'string', default: '50' },
+    db: { type: 'string', default: 'postgres' },
+    'no-fairness': { type: 'boolean', default: false },
+  },
+});
+const COUNT = Number(args.count);
+const PARALLEL = Number(args.parallel);
+/** What one create runs today (1 NIC, no volume): local activities before boot, boot on the host, local after. */
+const SHAPE = { localBefore: 6, remote: 1, localAfter: 2 };
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
+}
+
+async function freshPostgres(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const admin = process.env.STRATUS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `stratus_bench_${randomBytes(4).toString('hex')}`;
+  const run = async (sql: string) => {
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await run(`create database "${name}"`);
+  const u = new URL(admin);
+  u.pathname = `/${name}`;
+  return { url: u.toString(), drop: () => run(`drop database if exists "${name}" with (force)`) };
+}
+
+async function main(): Promise<void> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-batch-'));
+  const database = args.db === 'postgres' ? await freshPostgres() : null;
+  const port = await freePort();
+  const temporalPort = await freePort();
+  const config = loadConfig({
+    ...process.env,
+    STRATUS_DATA_DIR: dataDir,
+    STRATUS_API_PORT: String(port),
+    TEMPORAL_PORT: String(temporalPort),
+    TEMPORAL_UI_PORT: String(await freePort()),
+    STRATUS_ADMIN_PASSWORD: 'bench-password',
+    STRATUS_LIBVIRT_URI: 'test:///default',
+    STRATUS_HOST_NAME: 'bench-host',
+    STRATUS_HOST_VCPUS: String(COUNT * 2 + 64),
+    STRATUS_HOST_RAM_MB: String((COUNT + 64) * 256),
+    STRATUS_HOST_DISK_GB: String((COUNT + 64) * 2),
+    LOG_LEVEL: 'warn',
+    STRATUS_QUOTA_SERVERS: '-1', STRATUS_QUOTA_VCPUS: '-1', STRATUS_QUOTA_RAM_MB: '-1', STRATUS_QUOTA_PORTS: '-1', STRATUS_QUOTA_VOLUMES: '-1', STRATUS_QUOTA_VOLUME_GB: '-1',
+    ...(database ? { DATABASE_URL: database.url } : {}),
+  });
+  const started = performance.now();
+  const cloud = await startCloud('up', config, createLogger('warn'));
+  const api = `http://127.0.0.1:${port}`;
+  const call = jsonCaller(api);
+  const db = cloud.db!;
+  try {
+    console.log(`cloud up in ${((performance.now() - started) / 1000).toFixed(1)} s (${args.db}); ${os.cpus().length} cores × ${os.cpus()[0]?.model ?? '?'}`);
+    const token = (await call('POST', '/v1/auth/tokens', undefined, { username: 'admin', password: 'bench-password', project: 'admin' })).body.token as string;
+    const image = (await call('POST', '/v1/images', token, { name: 'bench', disk_format: 'raw' })).body;
+    await fetch(`${api}/v1/images/${image.id}/file`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body: randomBytes(1024 * 1024) });
+    const network = (await call('POST', '/v1/networks', token, { name: 'bench' })).body;
+    await call('POST', '/v1/subnets', token, { network_id: network.id, cidr: '10.96.0.0/16' });
+    const flavor = (await call('GET', '/v1/flavors', token)).body.flavors.find((f: { name: string }) => f.name === 'm1.tiny');
+    const template = { name: 'member', flavor_id: flavor.id, image_id: image.id, networks: [{ network_id: network.id }] };
+
+    /** POST → ACTIVE of one create, polled every 20 ms. */
+    const single = async (name: string): Promise<number> => {
+      const t0 = performance.now();
+      const res = await call('POST', '/v1/servers', token, { ...template, name });
+      if (res.status !== 202) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
+      for (;;) {
+        const s = (await call('GET', `/v1/servers/${res.body.server.id}`, token)).body;
+        if (s.status === 'ACTIVE') return performance.now() - t0;
+        if (s.status === 'ERROR') throw new Error(`single create failed: ${JSON.stringify(s.fault)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const fairness = !args['no-fairness'];
+    const alone: number[] = [];
+    if (fairness) {
+      await single('warm-up'); // pulls the image into the host cache
+      for (let i = 0; i < 5; i += 1) alone.push(await single(`alone-${i}`));
+    }
+
+    const t0 = performance.now();
+    const created = await call('POST', '/v1/server-batches', token, { template, count: COUNT, max_parallel: PARALLEL });
+    if (created.status !== 202) throw new Error(`batch: ${created.status} ${JSON.stringify(created.body)}`);
+    const batchId = created.body.batch.id as string;
+    const during: number[] = [];
+    let batch: { status: string; counts: { active: number; pending: number }; fault: unknown };
+    for (;;) {
+      batch = (await call('GET', `/v1/server-batches/${batchId}?limit=1`, token)).body;
+      if (!['running', 'cancelling'].includes(batch.status)) break;
+      if (fairness && during.length < 5 && batch.counts.active > COUNT * 0.1 && batch.counts.pending > 0) during.push(await single(`during-${during.length}`));
+      else await new Promise((r) => setTimeout(r, 250));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (batch.status !== 'succeeded') throw new Error(`batch ended ${batch.status}: ${JSON.stringify(batch.counts)} ${JSON.stringify(batch.fault)}`);
+    const rows = (await db('operations')
+      .join('servers', 'servers.id', 'operations.resource_id')
+      .where('servers.batch_id', batchId)
+      .andWhere('operations.kind', 'server.create')
+      .select('operations.created_at', 'operations.updated_at')) as Array<{ created_at: Date; updated_at: Date }>;
+    const member = rows.map((r) => new Date(r.updated_at).getTime() - new Date(r.created_at).getTime()).sort((a, b) => a - b);
+    const rate = COUNT / seconds;
+
+    // The floor: the same Temporal server, bare workflows with the same activities, the same parallelism.
+    const address = `127.0.0.1:${temporalPort}`;
+    const native = await NativeConnection.connect({ address });
+    const connection = await Connection.connect({ address });
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const noop = { noop: async () => undefined };
+    const conductor = await Worker.create({ connection: native, namespace: config.temporal.namespace, taskQueue: 'batch-floor', workflowsPath: require.resolve('./batch-floor/workflows'), activities: noop });
+    const hostWorker = await Worker.create({ connection: native, namespace: config.temporal.namespace, taskQueue: 'batch-floor-host', activities: noop });
+    const running = [conductor.run(), hostWorker.run()];
+    const f0 = performance.now();
+    let next = 0;
+    const lane = async () => {
+      while (next < COUNT) {
+        const i = next++;
+        await client.workflow.execute('floorCreate', { taskQueue: 'batch-floor', workflowId: `floor-${batchId}-${i}`, args: [SHAPE] });
+      }
+    };
+    await Promise.all(Array.from({ length: PARALLEL }, lane));
+    const floorRate = COUNT / ((performance.now() - f0) / 1000);
+    conductor.shutdown();
+    hostWorker.shutdown();
+    await Promise.all(running);
+    await connection.close();
+    await native.close();
+
+    const fmt = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return `p50 ${percentile(s, 50).toFixed(0)} ms, p99 ${percentile(s, 99).toFixed(0)} ms`;
+    };
+    console.log(`batch of ${COUNT}, max_parallel ${PARALLEL}, test driver, ${args.db}:`);
+    console.log(`  ${rate.toFixed(1)} servers/s (${seconds.toFixed(1)} s to all ACTIVE); per member accepted → ACTIVE ${fmt(member)}`);
+    console.log(`  engine floor (${COUNT} bare workflows × ${SHAPE.localBefore + SHAPE.localAfter} local + ${SHAPE.remote} host no-op activities, ${PARALLEL} in flight): ${floorRate.toFixed(1)} workflows/s`);
+    console.log(`  ratio: ${(rate / floorRate).toFixed(2)} × the floor`);
+    if (fairness) {
+      console.log(`  another create, alone: ${fmt(alone)}; while the batch runs: ${fmt(during)} (${during.length} samples)`);
+    }
+  } finally {
+    await cloud.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    await database?.drop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -16,6 +16,7 @@ import { idempotency } from './idempotency';
 import { notFoundHandler, problemMiddleware } from './problem';
 import { requestContext } from './request-context';
 import { healthRouter, type ReadinessProbes } from './routes/health';
+import { metricsRouter, requestMetrics } from './routes/metrics';
 import { hostsRouter } from './routes/hosts';
 import { flavorsRouter } from './routes/flavors';
 import { identityRouter } from './routes/identity';
@@ -46,6 +47,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
   app.use(requestContext(log.child({ component: 'api' })));
+  app.use(requestMetrics());
   app.use(express.json({ limit: '1mb' }));
   app.use(docsRouter());
 
@@ -66,6 +68,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
     },
   };
   app.use(healthRouter(probes));
+  app.use(metricsRouter({ db }));
 
   app.use(
     OpenApiValidator.middleware({

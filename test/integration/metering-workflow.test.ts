@@ -1,0 +1,139 @@
+/**
+ * The meterServer workflow against the shared Temporal dev server, a real database (PGlite) and
+ * libvirt's test driver: samples every interval with contiguous interval indexes, continues-as-new
+ * without losing or doubling an index, writes a gap (never a reading) while the host agent is down,
+ * samples again once it is back, and stops with a final sample on `stop`.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createMeteringHostActivities } from '../../activities/metering/host';
+import { silentLogger } from '../../core/log';
+import * as meters from '../../db/repositories/meters';
+import { ImageUrlSigner } from '../../images/signed-url';
+import { openHypervisor, type Hypervisor } from '../../libvirt';
+import { CONDUCTOR_TASK_QUEUE, hostTaskQueue } from '../../temporal/constants';
+import { bundleWorkflows, createConductorWorker } from '../../workers/conductor';
+import { installTemporalRuntime } from '../../workers/temporal-runtime';
+import { meterServer, stopMeteringSignal } from '../../workflows/meter-server';
+import { engines, useDatabase } from '../support/databases';
+import { testTemporal } from '../support/temporal';
+
+const db = useDatabase(engines[0]!);
+const { address, namespace } = testTemporal();
+let conductor: Worker;
+let conductorRunning: Promise<void>;
+let client: Client;
+let connection: Connection;
+let native: NativeConnection;
+let hv: Hypervisor;
+const hostName = `meter-${randomBytes(4).toString('hex')}`;
+const domainName = `stratus-meter-${randomBytes(4).toString('hex')}`;
+
+beforeAll(async () => {
+  installTemporalRuntime(silentLogger, { forwardCoreLogs: false });
+  native = await NativeConnection.connect({ address });
+  conductor = await createConductorWorker({
+    connection: native,
+    namespace,
+    db: db(),
+    log: silentLogger,
+    workflowBundle: await bundleWorkflows(silentLogger),
+    heartbeatSeconds: 1,
+    images: { signer: new ImageUrlSigner('x'.repeat(32)), apiBaseUrl: 'http://127.0.0.1:1', urlTtlSeconds: 60 },
+  });
+  conductorRunning = conductor.run();
+  connection = await Connection.connect({ address });
+  client = new Client({ connection, namespace });
+  hv = await openHypervisor('test:///default');
+  await hv.defineDomain({ name: domainName, vcpus: 1, memoryMb: 128, domainType: 'test', disks: [], interfaces: [] });
+  await hv.startDomain(domainName);
+}, 60_000);
+
+afterAll(async () => {
+  await hv?.undefineDomain(domainName);
+  await hv?.close();
+  conductor?.shutdown();
+  await conductorRunning;
+  await native?.close();
+  await connection?.close();
+});
+
+/** A host agent that only meters (what the real agent registers for metering). */
+async function startAgent(): Promise<{ stop(): Promise<void> }> {
+  const worker = await Worker.create({
+    connection: native,
+    namespace,
+    taskQueue: hostTaskQueue(hostName),
+    activities: createMeteringHostActivities({ hypervisor: hv, hostName, log: silentLogger }),
+  });
+  const running = worker.run();
+  return {
+    async stop() {
+      worker.shutdown();
+      await running;
+    },
+  };
+}
+
+async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('samples each interval, leaves a gap while the agent is down, continues as new, stops with a final sample', async () => {
+  const serverId = randomUUID();
+  const intervalMs = 1000;
+  let agent = await startAgent();
+  const handle = await client.workflow.start(meterServer, {
+    workflowId: `meter:${serverId}`,
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    args: [{ serverId, hostName, domainName, intervalMs, samplesPerRun: 3 }],
+  });
+  const firstRun = handle.firstExecutionRunId;
+  const okCount = (s: meters.Sample[]) => s.filter((x) => x.status === 'ok').length;
+
+  await until(() => meters.listSamples(db(), serverId), (s) => okCount(s) >= 2);
+  await agent.stop(); // the agent is killed: its host answers nothing
+  const beforeRestart = await meters.listSamples(db(), serverId);
+  await until(() => meters.listSamples(db(), serverId), (s) => s.filter((x) => x.status === 'missed' && x.seq > beforeRestart.at(-1)!.seq).length >= 2);
+  agent = await startAgent(); // … and restarted
+  const restartedAt = Date.now();
+  await until(() => meters.listSamples(db(), serverId), (s) => s.some((x) => x.status === 'ok' && x.sampledAt.getTime() > restartedAt));
+  await handle.signal(stopMeteringSignal);
+  await handle.result();
+  await agent.stop();
+
+  const samples = await meters.listSamples(db(), serverId);
+  // Every interval index once, in order, the last one the final sample.
+  expect(samples.map((s) => s.seq)).toEqual(samples.map((_, i) => i));
+  expect(samples.at(-1)!.status).toBe('final');
+  const ticks = samples.slice(0, -1);
+  const origin = ticks[0]!.sampledAt.getTime();
+  expect(origin % intervalMs).toBe(0); // ticks are aligned to the interval
+  for (const s of ticks) expect(s.sampledAt.getTime()).toBe(origin + s.seq * intervalMs);
+  // ok … missed (never a reading) … ok
+  const statuses = ticks.map((s) => s.status).join(',');
+  expect(statuses).toMatch(/^(ok,)*ok,(ok,)?(missed,)+(missed)?.*ok/);
+  for (const s of ticks.filter((x) => x.status === 'missed')) expect(s.counters).toBeNull();
+  for (const s of ticks.filter((x) => x.status === 'ok')) {
+    expect(s.counters).toMatchObject({ powerState: 'running', memoryKiB: 128 * 1024, cpuTimeNs: expect.any(Number) });
+  }
+  // The cpu counter's increase is recorded with each reading after the first (the first is the baseline).
+  expect(ticks[0]!.deltas.cpuNs).toBe(0n);
+  expect(ticks.filter((s) => s.status === 'ok').slice(1).every((s) => s.deltas.cpuNs > 0n)).toBe(true);
+  // It continued as new (3 ticks per run) without repeating or skipping an index.
+  const desc = await handle.describe();
+  expect(desc.runId).not.toBe(firstRun);
+  expect(desc.status.name).toBe('COMPLETED');
+
+  // A retried write of the same intervals changes nothing.
+  const again = await meters.recordSamples(db(), serverId, [{ seq: 0, status: 'missed', sampledAt: new Date(origin) }]);
+  expect(again).toBe(0);
+  expect((await meters.listSamples(db(), serverId))[0]).toEqual(samples[0]);
+}, 60_000);

@@ -25,6 +25,7 @@ import { imagesRouter, type ImageRoutesDeps } from './routes/images';
 import { batchesRouter } from './routes/batches';
 import { leftoversRouter } from './routes/leftovers';
 import { serversRouter } from './routes/servers';
+import { usageRouter } from './routes/usage';
 import { volumesRouter } from './routes/volumes';
 import { quotasRouter } from './routes/quotas';
 import { serverGroupsRouter } from './routes/server-groups';
@@ -92,6 +93,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.use(volumesRouter({ db, temporal, config, identity, quotaDefaults }));
   app.use(batchesRouter({ db, temporal, config, identity }));
   app.use(leftoversRouter({ db, identity }));
+  app.use(usageRouter({ db, identity }));
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

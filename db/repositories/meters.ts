@@ -267,9 +267,11 @@ export async function meteredServers(db: Queryable, projectId: string | null, fr
   return rows.map((r) => ({ serverId: r.server_id, name: r.name, startedAt: r.started_at, stoppedAt: r.stopped_at, ...toAllocation(r) }));
 }
 
-/** Sums of the counters' increases per server over samples taken in [from, to), with sample counts. */
+/** Sums of the counters' increases of one server over the samples taken in one bucket. */
 export interface MeasuredSums {
   serverId: string;
+  /** Start of the UTC hour or day the samples were taken in. */
+  bucket: Date;
   samples: number;
   missed: number;
   cpuNs: bigint;
@@ -279,12 +281,13 @@ export interface MeasuredSums {
   netTxBytes: bigint;
 }
 
-export async function measuredSums(db: Queryable, serverIds: readonly string[], from: Date, to: Date): Promise<Map<string, MeasuredSums>> {
-  const out = new Map<string, MeasuredSums>();
-  if (serverIds.length === 0) return out;
+/** Per server and UTC hour/day, the sums of the samples taken in [from, to). */
+export async function measuredSums(db: Queryable, serverIds: readonly string[], from: Date, to: Date, granularity: 'hour' | 'day'): Promise<MeasuredSums[]> {
+  if (serverIds.length === 0) return [];
   const rows = (await db('meter_samples')
     .select('server_id')
     .select(
+      db.raw(`date_trunc(?, sampled_at, 'UTC') as bucket`, [granularity]),
       db.raw(`count(*) filter (where status <> 'missed') as samples`),
       db.raw(`count(*) filter (where status = 'missed') as missed`),
       db.raw('sum(cpu_delta_ns)::text as cpu'),
@@ -296,19 +299,48 @@ export async function measuredSums(db: Queryable, serverIds: readonly string[], 
     .whereIn('server_id', serverIds)
     .where('sampled_at', '>=', from)
     .where('sampled_at', '<', to)
-    .groupBy('server_id')) as Array<Record<string, string | number>>;
-  for (const r of rows) {
-    const id = String(r.server_id);
-    out.set(id, {
-      serverId: id,
-      samples: Number(r.samples),
-      missed: Number(r.missed),
-      cpuNs: BigInt(r.cpu ?? 0),
-      blockReadBytes: BigInt(r.brd ?? 0),
-      blockWriteBytes: BigInt(r.bwr ?? 0),
-      netRxBytes: BigInt(r.rx ?? 0),
-      netTxBytes: BigInt(r.tx ?? 0),
-    });
-  }
-  return out;
+    .groupBy('server_id', 'bucket')) as Array<Record<string, string | number | Date>>;
+  return rows.map((r) => ({
+    serverId: String(r.server_id),
+    bucket: new Date(r.bucket as Date),
+    samples: Number(r.samples),
+    missed: Number(r.missed),
+    cpuNs: BigInt(String(r.cpu ?? 0)),
+    blockReadBytes: BigInt(String(r.brd ?? 0)),
+    blockWriteBytes: BigInt(String(r.bwr ?? 0)),
+    netRxBytes: BigInt(String(r.rx ?? 0)),
+    netTxBytes: BigInt(String(r.tx ?? 0)),
+  }));
+}
+
+/** A volume's life as usage sees it: from creation until deleted (its last update), if it is. */
+export interface VolumeSpan {
+  volumeId: string;
+  projectId: string;
+  name: string;
+  sizeGb: number;
+  from: Date;
+  to: Date | null;
+}
+
+/** Volumes of a project (every project when null) that existed at some instant of [from, to); volumes in error never existed on a host. */
+export async function volumeSpans(db: Queryable, projectId: string | null, from: Date, to: Date): Promise<VolumeSpan[]> {
+  const q = db('volumes')
+    .select('id', 'project_id', 'name', 'size_gb', 'status', 'created_at', 'updated_at')
+    .whereNot('status', 'error')
+    .where('created_at', '<', to)
+    .where((w) => {
+      void w.whereNot('status', 'deleted').orWhere('updated_at', '>', from);
+    })
+    .orderBy(['created_at', 'id']);
+  if (projectId) q.where('project_id', projectId);
+  const rows = (await q) as Array<{ id: string; project_id: string; name: string; size_gb: number; status: string; created_at: Date; updated_at: Date }>;
+  return rows.map((r) => ({
+    volumeId: r.id,
+    projectId: r.project_id,
+    name: r.name,
+    sizeGb: r.size_gb,
+    from: r.created_at,
+    to: r.status === 'deleted' ? r.updated_at : null,
+  }));
 }

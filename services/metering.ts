@@ -92,46 +92,6 @@ export function scaledInteger(value: string, digits: number): bigint {
   return BigInt(whole) * 10n ** BigInt(digits) + BigInt((frac.slice(0, digits) || '0').padEnd(digits, '0'));
 }
 
-export interface UsageFigures {
-  vcpu_seconds: string;
-  ram_mb_seconds: string;
-  disk_gb_seconds: string;
-  volume_gb_seconds: string;
-  vcpu_hours: string;
-  ram_gb_hours: string;
-  disk_gb_hours: string;
-  volume_gb_hours: string;
-  cpu_seconds: string;
-  block_read_bytes: number;
-  block_write_bytes: number;
-  net_rx_bytes: number;
-  net_tx_bytes: number;
-  samples: number;
-  missed_samples: number;
-}
-
-export function present(q: Quantities): UsageFigures {
-  const secs = (v: bigint) => decimal(v, 1000n, 3);
-  const hours = (unit: rates.RateUnit) => decimal(UNIT_BASE[unit].of(q), UNIT_BASE[unit].divisor, 6);
-  return {
-    vcpu_seconds: secs(q.vcpuMs),
-    ram_mb_seconds: secs(q.ramMbMs),
-    disk_gb_seconds: secs(q.diskGbMs),
-    volume_gb_seconds: secs(q.volumeGbMs),
-    vcpu_hours: hours('vcpu_hour'),
-    ram_gb_hours: hours('ram_gb_hour'),
-    disk_gb_hours: hours('disk_gb_hour'),
-    volume_gb_hours: hours('volume_gb_hour'),
-    cpu_seconds: decimal(q.cpuNs, 1_000_000_000n, 9),
-    block_read_bytes: Number(q.blockReadBytes),
-    block_write_bytes: Number(q.blockWriteBytes),
-    net_rx_bytes: Number(q.netRxBytes),
-    net_tx_bytes: Number(q.netTxBytes),
-    samples: q.samples,
-    missed_samples: q.missed,
-  };
-}
-
 export interface UsageQuery {
   /** null: every project (admins only; the route decides). */
   projectId: string | null;

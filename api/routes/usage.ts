@@ -11,12 +11,35 @@ import { Forbidden, NotFound } from '../../core/errors';
 import * as rates from '../../db/repositories/rates';
 import type { components } from '../../openapi/types';
 import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
-import { createMeteringService, minorToDecimal, present, type Granularity } from '../../services/metering';
+import { createMeteringService, decimal, minorToDecimal, UNIT_BASE, type Granularity, type Quantities } from '../../services/metering';
 import { adminOnly, authenticate, callerOf } from '../auth';
 import { bodyFields } from './networks';
 
 type Schemas = components['schemas'];
 const iso = (d: Date) => d.toISOString();
+
+/** Exact `*_seconds` (3 decimals), `*_hours` rounded half-up to 6 decimals. */
+function present(q: Quantities): Schemas['Usage'] {
+  const secs = (v: bigint) => decimal(v, 1000n, 3);
+  const hours = (unit: rates.RateUnit) => decimal(UNIT_BASE[unit].of(q), UNIT_BASE[unit].divisor, 6);
+  return {
+    vcpu_seconds: secs(q.vcpuMs),
+    ram_mb_seconds: secs(q.ramMbMs),
+    disk_gb_seconds: secs(q.diskGbMs),
+    volume_gb_seconds: secs(q.volumeGbMs),
+    vcpu_hours: hours('vcpu_hour'),
+    ram_gb_hours: hours('ram_gb_hour'),
+    disk_gb_hours: hours('disk_gb_hour'),
+    volume_gb_hours: hours('volume_gb_hour'),
+    cpu_seconds: decimal(q.cpuNs, 1_000_000_000n, 9),
+    block_read_bytes: Number(q.blockReadBytes),
+    block_write_bytes: Number(q.blockWriteBytes),
+    net_rx_bytes: Number(q.netRxBytes),
+    net_tx_bytes: Number(q.netTxBytes),
+    samples: q.samples,
+    missed_samples: q.missed,
+  };
+}
 
 function presentRate(r: rates.Rate): Schemas['Rate'] {
   return {

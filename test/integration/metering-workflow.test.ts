@@ -2,7 +2,8 @@
  * The meterServer workflow against the shared Temporal dev server, a real database (PGlite) and
  * libvirt's test driver: samples every interval with contiguous interval indexes, continues-as-new
  * without losing or doubling an index, writes a gap (never a reading) while the host agent is down,
- * samples again once it is back, and stops with a final sample on `stop`.
+ * samples again once it is back, and stops with a final sample on `stop`; the samples counters on a
+ * worker's own metrics port.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
@@ -14,7 +15,10 @@ import { ImageUrlSigner } from '../../images/signed-url';
 import { openHypervisor, type Hypervisor } from '../../libvirt';
 import { CONDUCTOR_TASK_QUEUE, hostTaskQueue } from '../../temporal/constants';
 import { bundleWorkflows, createConductorWorker } from '../../workers/conductor';
+import { serveMetrics } from '../../workers/metrics';
 import { installTemporalRuntime } from '../../workers/temporal-runtime';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { freePort } from '../support/ports';
 import { meterServer, stopMeteringSignal } from '../../workflows/meter-server';
 import { engines, useDatabase } from '../support/databases';
 import { testTemporal } from '../support/temporal';
@@ -137,3 +141,19 @@ test('samples each interval, leaves a gap while the agent is down, continues as 
   expect(again).toBe(0);
   expect((await meters.listSamples(db(), serverId))[0]).toEqual(samples[0]);
 }, 60_000);
+
+test('a conductor or agent alone serves its metrics on STRATUS_METRICS_PORT: samples taken and missed', async () => {
+  const port = await freePort();
+  const server = await serveMetrics('127.0.0.1', port);
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const samples = parsePrometheusTextFormat(text).find((f) => f.name === 'stratus_meter_samples_total')!;
+    const value = (status: string) => Number(samples.metrics.find((m) => m.labels?.status === status)?.value ?? 0);
+    expect(value('ok')).toBeGreaterThan(0);
+    expect(value('missed')).toBeGreaterThan(0); // the gap of the test above
+    expect(value('final')).toBeGreaterThan(0);
+    expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+});

@@ -1,6 +1,7 @@
 /**
- * What metering costs: N servers' meterServer workflows sampling N domains of libvirt's test driver
- * every BENCH_INTERVAL_MS, against a scratch Temporal dev server, one conductor and one host agent in
+ * What metering costs: N servers metered (a meter row and a meterServer workflow each, as
+ * startMetering makes them) on one host whose sampler (meterHost) reads N domains of libvirt's test
+ * driver every BENCH_INTERVAL_MS, against a scratch Temporal dev server, one conductor and one host agent in
  * this process, and a database (PostgreSQL when BENCH_PG_URL or a local server answers, else PGlite).
  * After one interval of warm-up it measures BENCH_SECONDS of steady state: samples written and
  * missed, bulk libvirt calls, and CPU time of this process (conductor + agent + libvirt) and of the
@@ -8,7 +9,6 @@
  *
  *   npm run bench:metering                                  # 1000 servers, 10 s interval, 60 s
  *   BENCH_SERVERS=200 BENCH_INTERVAL_MS=2000 npm run bench:metering
- *   BENCH_SHARE_MS=0 npm run bench:metering                 # no bulk sharing: one libvirt call per sample
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,10 +24,12 @@ import { openDatabase, type Database } from '../db/connect';
 import { migrateLatest } from '../db/migrate';
 import { ImageUrlSigner } from '../images/signed-url';
 import { openHypervisor } from '../libvirt';
-import { CONDUCTOR_TASK_QUEUE, hostTaskQueue } from '../temporal/constants';
+import { CONDUCTOR_TASK_QUEUE, hostTaskQueue, meterHostWorkflowId, meterWorkflowId } from '../temporal/constants';
 import { startScratchDevServer } from '../temporal/dev-server';
 import { bundleWorkflows, createConductorWorker } from '../workers/conductor';
+import type { meterHost } from '../workflows/meter-host';
 import type { meterServer } from '../workflows/meter-server';
+import * as meters from '../db/repositories/meters';
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 1000);
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 10_000);
@@ -111,16 +113,27 @@ async function main(): Promise<void> {
         }),
       );
     }
+    // What startMetering does per server: the meter row, the server's meter workflow, the host's sampler woken.
     const startedAt = Date.now();
     for (let i = 0; i < SERVERS; i += 50) {
       await Promise.all(
-        domains.slice(i, i + 50).map((domainName) =>
-          client.workflow.start<typeof meterServer>('meterServer', {
-            workflowId: `meter-bench-${randomUUID()}`,
+        domains.slice(i, i + 50).map(async (domainName) => {
+          const serverId = randomUUID();
+          const allocation = { projectId: serverId, host: hostName, domainName, vcpus: 1, ramMb: 128, diskGb: 1, intervalMs: INTERVAL_MS };
+          await meters.start(db, { serverId, workflowId: meterWorkflowId(serverId), allocation });
+          await client.workflow.start<typeof meterServer>('meterServer', {
+            workflowId: meterWorkflowId(serverId),
             taskQueue: CONDUCTOR_TASK_QUEUE,
-            args: [{ serverId: randomUUID(), hostName, domainName, intervalMs: INTERVAL_MS }],
-          }),
-        ),
+            args: [{ serverId, hostName, domainName, intervalMs: INTERVAL_MS }],
+          });
+          await client.workflow.signalWithStart<typeof meterHost>('meterHost', {
+            workflowId: meterHostWorkflowId(hostName, INTERVAL_MS),
+            taskQueue: CONDUCTOR_TASK_QUEUE,
+            args: [{ hostName, intervalMs: INTERVAL_MS }],
+            signal: 'wake',
+            signalArgs: [],
+          });
+        }),
       );
     }
     const startMs = Date.now() - startedAt;

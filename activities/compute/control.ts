@@ -18,13 +18,13 @@ import * as operations from '../../db/repositories/operations';
 import * as projects from '../../db/repositories/projects';
 import * as servers from '../../db/repositories/servers';
 import * as users from '../../db/repositories/users';
-import { CONDUCTOR_TASK_QUEUE, meterWorkflowId, searchAttributes } from '../../temporal/constants';
+import { CONDUCTOR_TASK_QUEUE, meterHostWorkflowId, meterWorkflowId, searchAttributes } from '../../temporal/constants';
 import { demand, explainRejections, imageRequirements, schedule, type PlacementRequest } from '../../services/scheduler';
 import { serverQuotaAmounts, type ServerQuotaPlan } from '../../services/quotas';
 import { claimDecision, DEFAULT_PLACEMENT, loadHostStates, schedulerConfig, type PlacementSettings } from './placement';
 import { metrics } from '../../core/metrics';
 import * as flavors from '../../db/repositories/flavors';
-import type { MeterServerInput } from '../metering/types';
+import type { MeterHostInput, MeterServerInput } from '../metering/types';
 import { domainNameFor, type Flavor } from './types';
 
 /** What a host agent reports about itself on every heartbeat. */
@@ -219,7 +219,7 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
 
     /**
      * Records that metering began, with the allocation it meters (the server's flavor and host, copied
-     * now), and starts the server's `meterServer` workflow sampling it every interval (idempotent).
+     * now), starts the server's `meterServer` workflow and makes sure its host's sampler runs (idempotent).
      */
     async startMetering({ serverId, projectId }: { serverId: string; projectId: string }): Promise<void> {
       if (!temporal) throw new Error('startMetering needs a Temporal client');
@@ -250,6 +250,15 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
           { key: searchAttributes.resourceId, value: serverId },
           { key: searchAttributes.operationKind, value: 'server.meter' },
         ],
+      });
+      // The host's sampler takes the samples: start it, or wake it so it does not end as idle.
+      await temporal.workflow.signalWithStart('meterHost', {
+        workflowId: meterHostWorkflowId(recorded.host, recorded.intervalMs),
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        args: [{ hostName: recorded.host, intervalMs: recorded.intervalMs } satisfies MeterHostInput],
+        signal: 'wake',
+        signalArgs: [],
+        typedSearchAttributes: [{ key: searchAttributes.operationKind, value: 'host.meter' }],
       });
     },
 

@@ -1,15 +1,17 @@
 /**
  * Metering on a host agent: reads domain counters from libvirt. Never touches the database.
  *
- * Every server's meter asks for its own domain, but the meters of a host are due at the same
- * instants (their ticks are aligned to multiples of the interval), so the requests arrive together;
- * `BulkSampler` answers all requests that arrive within `shareMs` of a bulk call with that call's
- * result: one virConnectGetAllDomainStats per host and interval instead of one call per server.
+ * The host's sampler (workflows/meter-host.ts) asks for every Stratus domain once per tick; a server's
+ * meter asks for its own domain when it stops (the final sample). `BulkSampler` answers every request
+ * that arrives within `shareMs` of a bulk call with that call's result (virConnectGetAllDomainStats).
  */
 import type { Logger } from '../../core/log';
 import { metrics } from '../../core/metrics';
 import type { DomainStats, Hypervisor } from '../../libvirt';
 import type { DomainReading, MeteringHostActivitiesContract } from './types';
+
+/** Domains of Stratus servers (activities/compute/types.ts domainNameFor); others on the host are not reported. */
+const DOMAIN_PREFIX = 'stratus-';
 
 export class BulkSampler {
   private last: { at: number; result: Promise<Map<string, DomainStats>> } | undefined;
@@ -23,6 +25,11 @@ export class BulkSampler {
   ) {}
 
   async get(domainName: string): Promise<DomainStats | undefined> {
+    return (await this.all()).get(domainName);
+  }
+
+  /** Every domain's stats, from a call made within `shareMs` or a new one. */
+  async all(): Promise<Map<string, DomainStats>> {
     const now = Date.now();
     if (!this.last || now - this.last.at > this.shareMs) {
       this.calls++;
@@ -37,7 +44,7 @@ export class BulkSampler {
       });
       this.last = { at: now, result };
     }
-    return (await this.last.result).get(domainName);
+    return this.last.result;
   }
 }
 
@@ -51,12 +58,16 @@ export interface MeteringHostDeps {
 
 export function createMeteringHostActivities({ hypervisor, hostName, shareMs }: MeteringHostDeps) {
   const sampler = new BulkSampler(hypervisor, hostName, shareMs);
+  const reading = ({ name: _name, state, ...counters }: DomainStats): DomainReading => ({ powerState: state, ...counters });
   return {
+    async sampleHost(): Promise<Record<string, DomainReading>> {
+      const out: Record<string, DomainReading> = {};
+      for (const [name, s] of await sampler.all()) if (name.startsWith(DOMAIN_PREFIX)) out[name] = reading(s);
+      return out;
+    },
     async sampleDomain({ domainName }: { domainName: string }): Promise<DomainReading | null> {
       const s = await sampler.get(domainName);
-      if (!s) return null;
-      const { name: _name, state, ...counters } = s;
-      return { powerState: state, ...counters };
+      return s ? reading(s) : null;
     },
   } satisfies MeteringHostActivitiesContract & Record<string, unknown>;
 }

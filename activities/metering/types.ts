@@ -7,21 +7,25 @@ import type { DomainStats } from '../../libvirt';
 /** A domain's reading as the host agent returns it. */
 export type DomainReading = Omit<DomainStats, 'name' | 'state'> & { powerState: string };
 
-export interface SampleToRecord {
-  seq: number;
-  status: 'ok' | 'missed' | 'final';
-  /** ms since the epoch: the interval's scheduled instant (the final sample: when metering stopped). */
-  sampledAtMs: number;
-  reading: DomainReading | null;
-}
-
 /** Host agent side (task queue host.<name>). Read-only, so retrying is always safe. */
 export interface MeteringHostActivitiesContract {
+  /** Counters of every Stratus domain of the host (name → reading), in one bulk libvirt call. */
+  sampleHost(): Promise<Record<string, DomainReading>>;
   /**
    * The domain's counters now, or null when the host has no such domain. Readings of one host are
    * taken in one bulk libvirt call shared by every meter that asks within a short window.
    */
   sampleDomain(req: { domainName: string }): Promise<DomainReading | null>;
+}
+
+/** Input of the `meterHost` workflow: the sampler of every meter of one host with one interval. */
+export interface MeterHostInput {
+  hostName: string;
+  intervalMs: number;
+  /** Carried across continue-as-new: when the next tick is due (ms since the epoch). */
+  nextTickMs?: number;
+  /** Ticks per run before continue-as-new (default 500). */
+  ticksPerRun?: number;
 }
 
 /** Input of the `meterServer` workflow (started by the conductor's startMetering). */
@@ -31,9 +35,4 @@ export interface MeterServerInput {
   hostName?: string;
   domainName?: string;
   intervalMs?: number;
-  /** Carried across continue-as-new: the next interval index to sample, and when index 0 was due (ms). */
-  nextSeq?: number;
-  originMs?: number;
-  /** Ticks per run before continue-as-new (default 500). */
-  samplesPerRun?: number;
 }

@@ -184,25 +184,118 @@ export async function recordSamples(db: Knex, serverId: string, samples: readonl
         .whereNotNull('cpu_time_ns')
         .orderBy('seq', 'desc')
         .first()) as Record<string, unknown> | undefined;
-      const c = s.counters ?? null;
-      const row: Record<string, unknown> = {
-        server_id: serverId,
-        seq: s.seq,
-        status: s.status,
-        sampled_at: s.sampledAt,
-        power_state: c?.powerState ?? null,
-        memory_kib: c ? big(c.memoryKiB)?.toString() ?? null : null,
-      };
-      for (const [col, deltaCol, key] of COUNTERS) {
-        const current = c ? big(c[key]) : null;
-        row[col] = current?.toString() ?? null;
-        row[deltaCol] = counterDelta(current, previous ? big(previous[col]) : null).toString();
-      }
+      const row = sampleRow(serverId, s, previous);
       const inserted = (await trx('meter_samples').insert(row).onConflict(['server_id', 'seq']).ignore().returning('seq')) as unknown[];
       written += inserted.length;
     }
     return written;
   });
+}
+
+/** The row of a sample, its deltas taken against `previous` (the server's latest earlier reading). */
+function sampleRow(serverId: string, s: NewSample, previous: Record<string, unknown> | undefined): Record<string, unknown> {
+  const c = s.counters ?? null;
+  const row: Record<string, unknown> = {
+    server_id: serverId,
+    seq: s.seq,
+    status: s.status,
+    sampled_at: s.sampledAt,
+    power_state: c?.powerState ?? null,
+    memory_kib: c ? big(c.memoryKiB)?.toString() ?? null : null,
+  };
+  for (const [col, deltaCol, key] of COUNTERS) {
+    const current = c ? big(c[key]) : null;
+    row[col] = current?.toString() ?? null;
+    row[deltaCol] = counterDelta(current, previous ? big(previous[col]) : null).toString();
+  }
+  return row;
+}
+
+/** A meter a host's sampler serves: started, not stopped, with that interval. */
+export interface ActiveMeter {
+  serverId: string;
+  domainName: string;
+  /** When interval index 0 is due: the first multiple of the interval at or after metering started. */
+  originMs: number;
+  intervalMs: number;
+}
+
+export async function activeOnHost(db: Queryable, host: string, intervalMs: number): Promise<ActiveMeter[]> {
+  const rows = (await db('server_meters')
+    .select('server_id', 'domain_name', 'started_at', 'interval_ms')
+    .where({ host, interval_ms: intervalMs })
+    .whereNull('stopped_at')
+    .whereNotNull('vcpus')
+    .orderBy('server_id')) as Array<{ server_id: string; domain_name: string; started_at: Date; interval_ms: number }>;
+  return rows.map((r) => ({
+    serverId: r.server_id,
+    domainName: r.domain_name,
+    originMs: Math.ceil(r.started_at.getTime() / r.interval_ms) * r.interval_ms,
+    intervalMs: r.interval_ms,
+  }));
+}
+
+/** At most this many missed intervals are written for one server at once (after a long outage). */
+const MAX_GAP_ROWS = 10_000;
+
+/**
+ * One tick of a host's sampler: for each meter, the sample of interval index `(tickMs - origin) /
+ * interval` (ok with its reading, or missed when the host gave none for its domain) and a missed
+ * sample for each index skipped since the meter's last one. Each index is written once (a retry
+ * changes nothing); deltas are taken against each server's latest reading, all in a few statements
+ * whatever the number of meters. Returns how many rows were new, by status.
+ */
+export async function recordTick(
+  db: Knex,
+  tickMs: number,
+  entries: ReadonlyArray<{ meter: ActiveMeter; counters: SampleCounters | null }>,
+): Promise<Record<SampleStatus, number>> {
+  const written: Record<SampleStatus, number> = { ok: 0, missed: 0, final: 0 };
+  const due = entries.filter((e) => tickMs >= e.meter.originMs);
+  if (due.length === 0) return written;
+  const ids = due.map((e) => e.meter.serverId);
+  return db.transaction(async (trx) => {
+    const last = new Map(
+      ((await trx('meter_samples').select('server_id').max({ seq: 'seq' }).whereIn('server_id', ids).groupBy('server_id')) as Array<{ server_id: string; seq: number }>).map(
+        (r) => [r.server_id, Number(r.seq)],
+      ),
+    );
+    const previous = new Map(
+      (
+        (await trx('meter_samples')
+          .distinctOn('server_id')
+          .select(['server_id', ...COUNTERS.map(([col]) => col)])
+          .whereIn('server_id', ids)
+          .whereNotNull('cpu_time_ns')
+          .orderBy([{ column: 'server_id' }, { column: 'seq', order: 'desc' }])) as Array<Record<string, unknown> & { server_id: string }>
+      ).map((r) => [r.server_id, r]),
+    );
+    const rows: Record<string, unknown>[] = [];
+    for (const { meter, counters } of due) {
+      const seq = Math.floor((tickMs - meter.originMs) / meter.intervalMs);
+      const after = last.get(meter.serverId) ?? -1;
+      if (seq <= after) continue; // written already (a retry, or the meter's final sample)
+      for (let gap = Math.max(after + 1, seq - MAX_GAP_ROWS); gap < seq; gap++) {
+        rows.push(sampleRow(meter.serverId, { seq: gap, status: 'missed', sampledAt: new Date(meter.originMs + gap * meter.intervalMs) }, undefined));
+      }
+      const status: SampleStatus = counters ? 'ok' : 'missed';
+      rows.push(sampleRow(meter.serverId, { seq, status, sampledAt: new Date(meter.originMs + seq * meter.intervalMs), counters }, previous.get(meter.serverId)));
+    }
+    for (let i = 0; i < rows.length; i += 500) {
+      const inserted = (await trx('meter_samples').insert(rows.slice(i, i + 500)).onConflict(['server_id', 'seq']).ignore().returning('status')) as Array<{ status: SampleStatus }>;
+      for (const r of inserted) written[r.status]++;
+    }
+    return written;
+  });
+}
+
+/** The final sample of a stopped meter, after its last one (idempotent: a meter has one final sample). */
+export async function recordFinal(db: Knex, serverId: string, at: Date, counters: SampleCounters | null): Promise<boolean> {
+  const existing = (await db('meter_samples').select('seq').where({ server_id: serverId, status: 'final' }).first()) as unknown;
+  if (existing) return false;
+  const last = (await db('meter_samples').where({ server_id: serverId }).max({ seq: 'seq' }).first()) as { seq: number | null } | undefined;
+  const seq = last?.seq === null || last?.seq === undefined ? 0 : Number(last.seq) + 1;
+  return (await recordSamples(db, serverId, [{ seq, status: 'final', sampledAt: at, counters }])) === 1;
 }
 
 function toSample(row: SampleRow): Sample {

@@ -1,9 +1,10 @@
 /**
- * The meterServer workflow against the shared Temporal dev server, a real database (PGlite) and
- * libvirt's test driver: samples every interval with contiguous interval indexes, continues-as-new
- * without losing or doubling an index, writes a gap (never a reading) while the host agent is down,
- * samples again once it is back, and stops with a final sample on `stop`; the samples counters on a
- * worker's own metrics port.
+ * Metering workflows against the shared Temporal dev server, a real database (PGlite) and libvirt's
+ * test driver: a host's sampler (meterHost) samples every meter of the host each interval with
+ * contiguous interval indexes, continues-as-new without losing or doubling an index, writes a gap
+ * (never a reading) while the host agent is down, samples again once it is back, and ends when its
+ * host has no meter left; a server's meter (meterServer) stops with a final sample on `stop`; the
+ * samples counters on a worker's own metrics port.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
@@ -13,12 +14,13 @@ import { silentLogger } from '../../core/log';
 import * as meters from '../../db/repositories/meters';
 import { ImageUrlSigner } from '../../images/signed-url';
 import { openHypervisor, type Hypervisor } from '../../libvirt';
-import { CONDUCTOR_TASK_QUEUE, hostTaskQueue } from '../../temporal/constants';
+import { CONDUCTOR_TASK_QUEUE, hostTaskQueue, meterHostWorkflowId } from '../../temporal/constants';
 import { bundleWorkflows, createConductorWorker } from '../../workers/conductor';
 import { serveMetrics } from '../../workers/metrics';
 import { installTemporalRuntime } from '../../workers/temporal-runtime';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { freePort } from '../support/ports';
+import { meterHost, wakeMeterHostSignal } from '../../workflows/meter-host';
 import { meterServer, stopMeteringSignal } from '../../workflows/meter-server';
 import { engines, useDatabase } from '../support/databases';
 import { testTemporal } from '../support/temporal';
@@ -33,6 +35,7 @@ let native: NativeConnection;
 let hv: Hypervisor;
 const hostName = `meter-${randomBytes(4).toString('hex')}`;
 const domainName = `stratus-meter-${randomBytes(4).toString('hex')}`;
+const domainName2 = `${domainName}-b`;
 
 beforeAll(async () => {
   installTemporalRuntime(silentLogger, { forwardCoreLogs: false });
@@ -50,12 +53,14 @@ beforeAll(async () => {
   connection = await Connection.connect({ address });
   client = new Client({ connection, namespace });
   hv = await openHypervisor('test:///default');
-  await hv.defineDomain({ name: domainName, vcpus: 1, memoryMb: 128, domainType: 'test', disks: [], interfaces: [] });
-  await hv.startDomain(domainName);
+  for (const name of [domainName, domainName2]) {
+    await hv.defineDomain({ name, vcpus: 1, memoryMb: 128, domainType: 'test', disks: [], interfaces: [] });
+    await hv.startDomain(name);
+  }
 }, 60_000);
 
 afterAll(async () => {
-  await hv?.undefineDomain(domainName);
+  for (const name of [domainName, domainName2]) await hv?.undefineDomain(name);
   await hv?.close();
   conductor?.shutdown();
   await conductorRunning;
@@ -90,16 +95,33 @@ async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs
   }
 }
 
-test('samples each interval, leaves a gap while the agent is down, continues as new, stops with a final sample', async () => {
-  const serverId = randomUUID();
+test('a host sampler samples every meter each interval, leaves a gap while the agent is down, continues as new; a meter stops with a final sample', async () => {
   const intervalMs = 1000;
+  const serverIds = [randomUUID(), randomUUID()];
+  const domainOf = new Map([[serverIds[0]!, domainName], [serverIds[1]!, domainName2]]);
+  for (const serverId of serverIds) {
+    const allocation = { projectId: randomUUID(), host: hostName, domainName: domainOf.get(serverId)!, vcpus: 1, ramMb: 128, diskGb: 1, intervalMs };
+    await meters.start(db(), { serverId, workflowId: `meter:${serverId}`, allocation });
+  }
   let agent = await startAgent();
-  const handle = await client.workflow.start(meterServer, {
-    workflowId: `meter:${serverId}`,
+  const lifetimes = await Promise.all(
+    serverIds.map((serverId) =>
+      client.workflow.start(meterServer, {
+        workflowId: `meter:${serverId}`,
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        args: [{ serverId, hostName, domainName: domainOf.get(serverId)!, intervalMs }],
+      }),
+    ),
+  );
+  const sampler = await client.workflow.signalWithStart(meterHost, {
+    workflowId: meterHostWorkflowId(hostName, intervalMs),
     taskQueue: CONDUCTOR_TASK_QUEUE,
-    args: [{ serverId, hostName, domainName, intervalMs, samplesPerRun: 3 }],
+    args: [{ hostName, intervalMs, ticksPerRun: 3 }],
+    signal: wakeMeterHostSignal,
+    signalArgs: [],
   });
-  const firstRun = handle.firstExecutionRunId;
+  const firstRun = sampler.signaledRunId;
+  const serverId = serverIds[0]!;
   const okCount = (s: meters.Sample[]) => s.filter((x) => x.status === 'ok').length;
 
   await until(() => meters.listSamples(db(), serverId), (s) => okCount(s) >= 2);
@@ -109,21 +131,22 @@ test('samples each interval, leaves a gap while the agent is down, continues as 
   agent = await startAgent(); // … and restarted
   const restartedAt = Date.now();
   await until(() => meters.listSamples(db(), serverId), (s) => s.some((x) => x.status === 'ok' && x.sampledAt.getTime() > restartedAt));
-  await handle.signal(stopMeteringSignal);
-  await handle.result();
+  for (const id of serverIds) await meters.stop(db(), id); // what the delete flow's stop_metering does first
+  await Promise.all(lifetimes.map((h) => h.signal(stopMeteringSignal)));
+  await Promise.all(lifetimes.map((h) => h.result()));
+  await sampler.result(); // no meter left on the host: the sampler ends
   await agent.stop();
 
   const samples = await meters.listSamples(db(), serverId);
-  // Every interval index once, in order, the last one the final sample.
+  // Every interval index once, in order, the last one the final sample (with a reading: the domain still runs here).
   expect(samples.map((s) => s.seq)).toEqual(samples.map((_, i) => i));
-  expect(samples.at(-1)!.status).toBe('final');
+  expect(samples.at(-1)).toMatchObject({ status: 'final', counters: { powerState: 'running' } });
   const ticks = samples.slice(0, -1);
   const origin = ticks[0]!.sampledAt.getTime();
   expect(origin % intervalMs).toBe(0); // ticks are aligned to the interval
   for (const s of ticks) expect(s.sampledAt.getTime()).toBe(origin + s.seq * intervalMs);
   // ok … missed (never a reading) … ok
-  const statuses = ticks.map((s) => s.status).join(',');
-  expect(statuses).toMatch(/^(ok,)*ok,(ok,)?(missed,)+(missed)?.*ok/);
+  expect(ticks.map((s) => s.status).join(',')).toMatch(/^(ok,)+(missed,)+.*ok/);
   for (const s of ticks.filter((x) => x.status === 'missed')) expect(s.counters).toBeNull();
   for (const s of ticks.filter((x) => x.status === 'ok')) {
     expect(s.counters).toMatchObject({ powerState: 'running', memoryKiB: 128 * 1024, cpuTimeNs: expect.any(Number) });
@@ -131,8 +154,12 @@ test('samples each interval, leaves a gap while the agent is down, continues as 
   // The cpu counter's increase is recorded with each reading after the first (the first is the baseline).
   expect(ticks[0]!.deltas.cpuNs).toBe(0n);
   expect(ticks.filter((s) => s.status === 'ok').slice(1).every((s) => s.deltas.cpuNs > 0n)).toBe(true);
+  // The other meter was sampled on the same ticks by the same sampler.
+  const other = await meters.listSamples(db(), serverIds[1]!);
+  const okTimes = (list: meters.Sample[]) => list.filter((s) => s.status === 'ok').map((s) => s.sampledAt.getTime());
+  expect(okTimes(other).filter((t) => okTimes(ticks).includes(t)).length).toBeGreaterThanOrEqual(okTimes(ticks).length - 1);
   // It continued as new (3 ticks per run) without repeating or skipping an index.
-  const desc = await handle.describe();
+  const desc = await sampler.describe();
   expect(desc.runId).not.toBe(firstRun);
   expect(desc.status.name).toBe('COMPLETED');
 

@@ -34,7 +34,6 @@ import * as meters from '../db/repositories/meters';
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 1000);
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
-const SHARE_MS = Number(process.env.BENCH_SHARE_MS ?? 500);
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** utime + stime of a process in seconds (Linux /proc). */
@@ -100,7 +99,7 @@ async function main(): Promise<void> {
     connection: native,
     namespace: server.namespace,
     taskQueue: hostTaskQueue(hostName),
-    activities: createMeteringHostActivities({ hypervisor: hv, hostName, log, shareMs: SHARE_MS }),
+    activities: createMeteringHostActivities({ hypervisor: hv, hostName, log }),
     maxConcurrentActivityTaskExecutions: 1000,
   });
   const running = [conductor.run(), agent.run()];
@@ -138,7 +137,7 @@ async function main(): Promise<void> {
     }
     const startMs = Date.now() - startedAt;
     console.log(
-      `metering bench: ${os.cpus().length} cores, ${SERVERS} servers, interval ${INTERVAL_MS} ms, ${engine}, bulk sharing ${SHARE_MS} ms; ${SERVERS} workflows started in ${(startMs / 1000).toFixed(1)} s`,
+      `metering bench: ${os.cpus().length} cores, ${SERVERS} servers, interval ${INTERVAL_MS} ms, ${engine}; ${SERVERS} workflows started in ${(startMs / 1000).toFixed(1)} s`,
     );
     await new Promise((r) => setTimeout(r, INTERVAL_MS + 2000)); // warm-up: every meter has ticked once
 

@@ -145,8 +145,8 @@ test('a host sampler samples every meter each interval, leaves a gap while the a
   const origin = ticks[0]!.sampledAt.getTime();
   expect(origin % intervalMs).toBe(0); // ticks are aligned to the interval
   for (const s of ticks) expect(s.sampledAt.getTime()).toBe(origin + s.seq * intervalMs);
-  // ok … missed (never a reading) … ok
-  expect(ticks.map((s) => s.status).join(',')).toMatch(/^(ok,)+(missed,)+.*ok/);
+  // ok … missed (never a reading) … ok (a loaded machine may miss other ticks too: the host did not answer in time)
+  expect(ticks.map((s) => s.status).join(',')).toMatch(/ok,(missed,)+(\w+,)*ok/);
   for (const s of ticks.filter((x) => x.status === 'missed')) expect(s.counters).toBeNull();
   for (const s of ticks.filter((x) => x.status === 'ok')) {
     expect(s.counters).toMatchObject({ powerState: 'running', memoryKiB: 128 * 1024, cpuTimeNs: expect.any(Number) });

@@ -18,6 +18,7 @@ import { idempotency } from './idempotency';
 import { notFoundHandler, problemMiddleware } from './problem';
 import { requestContext } from './request-context';
 import { healthRouter, type ReadinessProbes } from './routes/health';
+import { metricsRouter, requestMetrics } from './routes/metrics';
 import { hostsRouter } from './routes/hosts';
 import { flavorsRouter } from './routes/flavors';
 import { identityRouter } from './routes/identity';
@@ -26,6 +27,7 @@ import { imagesRouter, type ImageRoutesDeps } from './routes/images';
 import { batchesRouter } from './routes/batches';
 import { leftoversRouter } from './routes/leftovers';
 import { serversRouter } from './routes/servers';
+import { usageRouter } from './routes/usage';
 import { volumesRouter } from './routes/volumes';
 import { quotasRouter } from './routes/quotas';
 import { serverGroupsRouter } from './routes/server-groups';
@@ -48,6 +50,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
   app.use(requestContext(log.child({ component: 'api' })));
+  app.use(requestMetrics());
   app.use(express.json({ limit: '1mb' }));
   app.use(rejectNulCharacters);
   app.use(docsRouter());
@@ -63,6 +66,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
     hosts: () => createHostService(db, heartbeatSeconds).assertSomeAlive(),
   };
   app.use(healthRouter(probes));
+  app.use(metricsRouter({ db }));
 
   app.use(authenticateFirst(identity));
   app.use(
@@ -87,6 +91,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.use(volumesRouter({ db, temporal, config, identity, quotaDefaults }));
   app.use(batchesRouter({ db, temporal, config, identity }));
   app.use(leftoversRouter({ db, identity }));
+  app.use(usageRouter({ db, identity }));
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

@@ -66,6 +66,8 @@ const schema = z.object({
   STRATUS_HOST_MAX_CONCURRENT_ACTIVITIES: positiveInt.default(8),
   STRATUS_RECONCILE_SECONDS: positiveInt.default(15),
   STRATUS_RECONCILE_GRACE_SECONDS: positiveInt.default(30),
+  STRATUS_METER_INTERVAL: z.coerce.number().min(0.1).max(86400).default(60),
+  STRATUS_METRICS_PORT: port.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -128,6 +130,15 @@ export interface Config {
   agent: { maxConcurrentActivities: number };
   /** The reconciler: seconds between rounds; a running operation younger than graceSeconds is left alone. */
   reconcile: { intervalSeconds: number; graceSeconds: number };
+  metering: {
+    /** Seconds between two samples of a server (STRATUS_METER_INTERVAL, default 60; fractions allowed for tests). */
+    intervalSeconds: number;
+  };
+  /**
+   * Port of a separate Prometheus /metrics endpoint (STRATUS_METRICS_PORT). Unset: `stratus up` and
+   * `stratus api` serve metrics on the API's /metrics; a conductor or agent alone serves none.
+   */
+  metricsPort: number | undefined;
   logLevel: RawConfig['LOG_LEVEL'];
 }
 
@@ -204,6 +215,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     agent: { maxConcurrentActivities: e.STRATUS_HOST_MAX_CONCURRENT_ACTIVITIES },
     reconcile: { intervalSeconds: e.STRATUS_RECONCILE_SECONDS, graceSeconds: e.STRATUS_RECONCILE_GRACE_SECONDS },
+    metering: { intervalSeconds: e.STRATUS_METER_INTERVAL },
+    metricsPort: e.STRATUS_METRICS_PORT,
     logLevel: e.LOG_LEVEL,
   };
 }

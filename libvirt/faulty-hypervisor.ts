@@ -28,6 +28,7 @@ const METHODS = [
   'undefineDomain',
   'domainState',
   'listDomains',
+  'domainStats',
   'domainXml',
   'domainDisks',
   'rebootDomain',

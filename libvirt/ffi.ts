@@ -119,6 +119,26 @@ export interface NodeInfo {
   mhz: number;
 }
 
+/** virDomainGetInfo's record. */
+export interface DomainInfo {
+  /** virDomainState as a number (index into DOMAIN_STATES). */
+  state: number;
+  maxMemKiB: number;
+  memoryKiB: number;
+  vcpus: number;
+  /** CPU time used, ns. On the test driver this is the host's wall clock (libvirt 9.0 test_driver.c). */
+  cpuTimeNs: number;
+}
+
+/** One domain's record of virConnectGetAllDomainStats: its name and its typed parameters (numbers only). */
+export interface DomainStatsRecord {
+  name: string;
+  params: Record<string, number>;
+}
+
+/** virDomainStatsTypes bits used by this layer. */
+export const DomainStatsTypes = { STATE: 1, CPU_TOTAL: 2, BALLOON: 4, VCPU: 8, INTERFACE: 16, BLOCK: 32 } as const;
+
 export interface PoolInfo {
   /** virStoragePoolState: 2 = running */
   state: number;
@@ -156,6 +176,12 @@ export interface LibvirtApi {
   domainAttachDeviceFlags: Async<[DomainPtr, string, number], number>;
   domainDetachDeviceFlags: Async<[DomainPtr, string, number], number>;
   domainIsActive: Async<[DomainPtr], number>;
+  domainGetInfo: Async<[DomainPtr], DomainInfo | null>;
+  /**
+   * virConnectGetAllDomainStats: one call for every domain of the connection (`stats` = a mask of
+   * DomainStatsTypes; groups the driver lacks are left out, not an error). Null on failure.
+   */
+  connectGetAllDomainStats: Async<[ConnectPtr, number], DomainStatsRecord[] | null>;
   /** Names of all domains (active and inactive), or null on failure. */
   listAllDomainNames: Async<[ConnectPtr], string[] | null>;
   domainFree(dom: DomainPtr): void;
@@ -280,6 +306,22 @@ function bind(lib: LibraryHandle): LibvirtApi {
     allocation: 'unsigned long long',
     available: 'unsigned long long',
   });
+  const virDomainInfo = koffi.struct({
+    state: 'unsigned char',
+    maxMem: 'unsigned long',
+    memory: 'unsigned long',
+    nrVirtCpu: 'unsigned short',
+    cpuTime: 'unsigned long long',
+  });
+  // virTypedParameter: char field[80]; int type; union (8 bytes) value. The union is read as raw
+  // bytes and interpreted by `type` below (koffi unions would decode every member).
+  const virTypedParameter = koffi.struct({
+    field: koffi.array('char', 80, 'String'),
+    type: 'int',
+    pad: 'int', // the union is 8-byte aligned (offset 88); a byte array alone would sit at 84
+    value: koffi.array('uint8', 8, 'Typed'),
+  });
+  const virDomainStatsRecord = koffi.struct({ dom: ptr, params: ptr, nparams: 'int' });
   const errorFuncProto = koffi.proto('void', [ptr, koffi.pointer(virError)]);
 
   const f = (name: string, ret: TypeSpec, args: TypeSpec[]): KoffiFn => lib.func(name, ret, args);
@@ -333,6 +375,10 @@ function bind(lib: LibraryHandle): LibvirtApi {
   const virConnectGetLibVersion = a<number>('virConnectGetLibVersion', 'int', [ptr, koffi.out(koffi.pointer('unsigned long'))]);
   const virNodeGetInfo = a<number>('virNodeGetInfo', 'int', [ptr, koffi.out(koffi.pointer(virNodeInfo))]);
   const virDomainGetState = a<number>('virDomainGetState', 'int', [ptr, koffi.out(koffi.pointer('int')), koffi.out(koffi.pointer('int')), 'unsigned int']);
+  const virDomainGetInfo = a<number>('virDomainGetInfo', 'int', [ptr, koffi.out(koffi.pointer(virDomainInfo))]);
+  const virConnectGetAllDomainStats = a<number>('virConnectGetAllDomainStats', 'int', [ptr, 'unsigned int', koffi.out(koffi.pointer(ptr)), 'unsigned int']);
+  const virDomainStatsRecordListFree = f('virDomainStatsRecordListFree', 'void', [ptr]);
+  const virDomainGetNameSync = f('virDomainGetName', str, [ptr]);
   const virStoragePoolGetInfo = a<number>('virStoragePoolGetInfo', 'int', [ptr, koffi.out(koffi.pointer(virStoragePoolInfo))]);
   const virDomainGetUUIDString = a<number>('virDomainGetUUIDString', 'int', [ptr, ptr]);
   const virNetworkGetUUIDString = a<number>('virNetworkGetUUIDString', 'int', [ptr, ptr]);
@@ -415,6 +461,39 @@ function bind(lib: LibraryHandle): LibvirtApi {
     domainAttachDeviceFlags: a('virDomainAttachDeviceFlags', 'int', [ptr, str, 'unsigned int']),
     domainDetachDeviceFlags: a('virDomainDetachDeviceFlags', 'int', [ptr, str, 'unsigned int']),
     domainIsActive: a('virDomainIsActive', 'int', [ptr]),
+    domainGetInfo: async (dom) => {
+      const out: Record<string, unknown> = {};
+      if ((await virDomainGetInfo(dom, out)) < 0) return null;
+      return {
+        state: Number(out.state),
+        maxMemKiB: Number(out.maxMem),
+        memoryKiB: Number(out.memory),
+        vcpus: Number(out.nrVirtCpu),
+        cpuTimeNs: Number(out.cpuTime),
+      };
+    },
+    connectGetAllDomainStats: async (conn, stats) => {
+      const out: [bigint | null] = [null];
+      const n = await virConnectGetAllDomainStats(conn, stats, out, 0);
+      if (n < 0) return null;
+      const list = out[0];
+      if (!list) return [];
+      try {
+        const recordPtrs = koffi.decode(list, ptr, n) as bigint[];
+        return recordPtrs.map((rp) => {
+          const rec = koffi.decode(rp, virDomainStatsRecord) as { dom: bigint; params: bigint | null; nparams: number };
+          const params: Record<string, number> = {};
+          const raw = rec.params && rec.nparams > 0 ? (koffi.decode(rec.params, virTypedParameter, rec.nparams) as Array<{ field: string; type: number; value: Uint8Array }>) : [];
+          for (const p of raw) {
+            const v = typedParamNumber(p.type, p.value);
+            if (v !== undefined) params[p.field] = v;
+          }
+          return { name: virDomainGetNameSync(rec.dom) as string, params };
+        });
+      } finally {
+        virDomainStatsRecordListFree(list); // frees the records, their params and their domain refs
+      }
+    },
     listAllDomainNames: listNames('virConnectListAllDomains', 'virDomainGetName', 'virDomainFree'),
     domainFree: syncFree('virDomainFree'),
 
@@ -464,4 +543,29 @@ function bind(lib: LibraryHandle): LibvirtApi {
       return e;
     },
   };
+}
+
+/**
+ * The number in a virTypedParameter's 8-byte union, by its type (1 INT, 2 UINT, 3 LLONG, 4 ULLONG,
+ * 5 DOUBLE, 6 BOOLEAN); undefined for strings (7). 64-bit counters above 2^53 lose precision (a
+ * byte counter reaches that after 9 PB).
+ */
+function typedParamNumber(type: number, bytes: Uint8Array): number | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 8);
+  switch (type) {
+    case 1:
+      return view.getInt32(0, true);
+    case 2:
+      return view.getUint32(0, true);
+    case 3:
+      return Number(view.getBigInt64(0, true));
+    case 4:
+      return Number(view.getBigUint64(0, true));
+    case 5:
+      return view.getFloat64(0, true);
+    case 6:
+      return view.getInt8(0);
+    default:
+      return undefined;
+  }
 }

@@ -72,6 +72,24 @@ export interface DomainSpec {
   serialLogPath?: string;
 }
 
+/**
+ * A domain's usage counters at one instant (for metering). Counters are cumulative since the
+ * domain started; null where the driver reports nothing (libvirt's test driver has no block or
+ * network counters).
+ */
+export interface DomainStats {
+  name: string;
+  state: DomainState;
+  /** CPU time used by the guest since it started, ns (the test driver reports its wall clock). */
+  cpuTimeNs: number | null;
+  /** Memory currently given to the guest (balloon), KiB. */
+  memoryKiB: number | null;
+  blockReadBytes: number | null;
+  blockWriteBytes: number | null;
+  netRxBytes: number | null;
+  netTxBytes: number | null;
+}
+
 export interface VolumeSpec {
   /** File name inside the pool, e.g. 'server-1-root.qcow2'. */
   name: string;
@@ -233,6 +251,14 @@ export interface Hypervisor {
 
   /** Names of all domains, running or not, sorted. Read-only. */
   listDomains(): Promise<string[]>;
+
+  /**
+   * Usage counters of the named domains (all domains when `names` is omitted), read in one bulk call
+   * (virConnectGetAllDomainStats) plus, only for domains whose driver left CPU time or memory out of
+   * the bulk record, one virDomainGetInfo each. Domains that do not exist are absent from the result
+   * (no error). Read-only.
+   */
+  domainStats(names?: readonly string[]): Promise<DomainStats[]>;
 
   /**
    * The domain's XML as libvirt has it: the live definition by default, the persistent one (used at

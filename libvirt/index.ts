@@ -8,6 +8,7 @@ export type {
   DiskSpec,
   DomainDisk,
   DomainSpec,
+  DomainStats,
   DomainState,
   DomainType,
   HostInfo,

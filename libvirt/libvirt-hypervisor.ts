@@ -17,6 +17,7 @@
  */
 import {
   DOMAIN_STATES,
+  DomainStatsTypes,
   DomainAffect,
   DomainUndefineFlags,
   DomainXmlFlags,
@@ -40,6 +41,7 @@ import type {
   DomainDisk,
   DomainSpec,
   DomainState,
+  DomainStats,
   HostInfo,
   Hypervisor,
   HypervisorCapabilities,
@@ -391,6 +393,49 @@ class LibvirtHypervisor implements Hypervisor {
 
   async listDomains(): Promise<string[]> {
     return this.lanes.run((conn) => this.must(conn, 'virConnectListAllDomains', this.api.listAllDomainNames(conn)));
+  }
+
+  async domainStats(names?: readonly string[]): Promise<DomainStats[]> {
+    const wanted = names ? new Set(names) : undefined;
+    const records = await this.lanes.run((conn) =>
+      this.must(
+        conn,
+        'virConnectGetAllDomainStats',
+        this.api.connectGetAllDomainStats(conn, DomainStatsTypes.STATE | DomainStatsTypes.CPU_TOTAL | DomainStatsTypes.BALLOON | DomainStatsTypes.INTERFACE | DomainStatsTypes.BLOCK),
+      ),
+    );
+    const sum = (p: Record<string, number>, group: 'block' | 'net', key: string): number | null => {
+      const count = p[`${group}.count`];
+      if (count === undefined) return null;
+      let total = 0;
+      for (let i = 0; i < count; i++) total += p[`${group}.${i}.${key}`] ?? 0;
+      return total;
+    };
+    const out: DomainStats[] = [];
+    for (const { name, params: p } of records) {
+      if (wanted && !wanted.has(name)) continue;
+      let cpuTimeNs = p['cpu.time'] ?? null;
+      let memoryKiB = p['balloon.current'] ?? null;
+      let state: DomainState = DOMAIN_STATES[p['state.state'] ?? 0] ?? 'nostate';
+      if (cpuTimeNs === null || memoryKiB === null) {
+        const info = await this.withDomainIfAny(name, null, async (_conn, dom) => this.api.domainGetInfo(dom));
+        if (!info) continue; // gone since the bulk call
+        cpuTimeNs ??= info.cpuTimeNs;
+        memoryKiB ??= info.memoryKiB;
+        state = DOMAIN_STATES[info.state] ?? state;
+      }
+      out.push({
+        name,
+        state,
+        cpuTimeNs,
+        memoryKiB,
+        blockReadBytes: sum(p, 'block', 'rd.bytes'),
+        blockWriteBytes: sum(p, 'block', 'wr.bytes'),
+        netRxBytes: sum(p, 'net', 'rx.bytes'),
+        netTxBytes: sum(p, 'net', 'tx.bytes'),
+      });
+    }
+    return out;
   }
 
   async domainXml(name: string, opts: { inactive?: boolean } = {}): Promise<string> {

@@ -843,6 +843,105 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus metrics of this process (text exposition format; README "Metrics" says what each means) */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage of a project per server, per period and in total (admins any project or all; others their own)
+         * @description Allocation (vCPU, RAM, root disk from metering start to stop, in every state between; volumes
+         *     from creation to deletion) and measured usage (CPU time, disk and network bytes, from samples).
+         *     `*_seconds` are exact; `*_hours` are rounded half-up to 6 decimals. Open periods count until
+         *     `to` or now, whichever is earlier.
+         */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usage/cost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Price a period's usage with the rates in force (exact; the same answer for the same past period)
+         * @description Each rate in force during the period prices the usage of the part of the period it covers:
+         *     price × exact quantity, rounded half-up to the minor unit (2 decimals) once per line.
+         */
+        get: operations["getCost"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List rates (anyone authenticated) */
+        get: operations["listRates"];
+        put?: never;
+        /** Set a rate from a time on (admin); it ends the unit's rate in force then */
+        post: operations["createRate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rates/{rate_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rate_id: string;
+            };
+            cookie?: never;
+        };
+        /** Show a rate */
+        get: operations["getRate"];
+        put?: never;
+        post?: never;
+        /** Delete a rate (admin; its period is then unpriced) */
+        delete: operations["deleteRate"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1329,6 +1428,123 @@ export interface components {
             status: "DOWN" | "ACTIVE";
             created_at: components["schemas"]["Timestamp"];
         };
+        /**
+         * @description What one unit is: a vCPU for an hour, a GiB of RAM / root disk / volume for an hour, a second of measured CPU time, a GiB of disk or network I/O
+         * @enum {string}
+         */
+        RateUnit: "vcpu_hour" | "ram_gb_hour" | "disk_gb_hour" | "volume_gb_hour" | "cpu_second" | "io_gb";
+        Rate: {
+            /** Format: uuid */
+            id: string;
+            unit: components["schemas"]["RateUnit"];
+            currency: string;
+            /** @description Decimal string with 9 decimals */
+            price: string;
+            /** Format: date-time */
+            effective_from: string;
+            /** Format: date-time */
+            effective_to: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        Usage: {
+            /** @description vCPU × seconds allocated (exact, 3 decimals) */
+            vcpu_seconds: string;
+            /** @description MiB of RAM × seconds allocated (exact) */
+            ram_mb_seconds: string;
+            /** @description GiB of root disk × seconds allocated (exact) */
+            disk_gb_seconds: string;
+            /** @description GiB of volumes × seconds they existed (exact) */
+            volume_gb_seconds: string;
+            vcpu_hours: string;
+            ram_gb_hours: string;
+            disk_gb_hours: string;
+            volume_gb_hours: string;
+            /** @description Measured guest CPU time (exact, 9 decimals) */
+            cpu_seconds: string;
+            block_read_bytes: number;
+            block_write_bytes: number;
+            net_rx_bytes: number;
+            net_tx_bytes: number;
+            /** @description Samples with a reading */
+            samples: number;
+            /** @description Intervals the host did not answer (gaps) */
+            missed_samples: number;
+        };
+        UsageReport: {
+            /** @description null for every project */
+            project_id: string | null;
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            /** @enum {string} */
+            granularity: "hour" | "day";
+            servers: {
+                /** Format: uuid */
+                server_id: string;
+                name: string;
+                /** Format: uuid */
+                project_id: string;
+                vcpus: number;
+                ram_mb: number;
+                disk_gb: number;
+                /** Format: date-time */
+                metered_from: string;
+                /**
+                 * Format: date-time
+                 * @description null while still metered
+                 */
+                metered_until: string | null;
+                usage: components["schemas"]["Usage"];
+            }[];
+            volumes: {
+                /** Format: uuid */
+                volume_id: string;
+                name: string;
+                /** Format: uuid */
+                project_id: string;
+                size_gb: number;
+                usage: components["schemas"]["Usage"];
+            }[];
+            periods: {
+                /** Format: date-time */
+                start: string;
+                /** Format: date-time */
+                end: string;
+                usage: components["schemas"]["Usage"];
+            }[];
+            total: components["schemas"]["Usage"];
+        };
+        CostReport: {
+            project_id: string | null;
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            lines: {
+                /** Format: uuid */
+                rate_id: string;
+                unit: components["schemas"]["RateUnit"];
+                currency: string;
+                price: string;
+                /** Format: date-time */
+                from: string;
+                /** Format: date-time */
+                to: string;
+                /** @description Units used (9 decimals) */
+                quantity: string;
+                /** @description Decimal string, 2 decimals */
+                amount: string;
+                /** @description Amount in minor units (cents) */
+                amount_minor: number;
+            }[];
+            totals: {
+                currency: string;
+                amount: string;
+                amount_minor: number;
+            }[];
+        };
     };
     responses: {
         /** @description An error (RFC 9457 problem details) */
@@ -1349,6 +1565,12 @@ export interface components {
          *     successful answers are kept: after an error, a retry with the key runs again.
          */
         IdempotencyKey: string;
+        /** @description The project (default the caller's; admins may name any, or `all`) */
+        usageProjectId: string;
+        /** @description Start of the period (inclusive) */
+        usageFrom: string;
+        /** @description End of the period (exclusive) */
+        usageTo: string;
         /** @description Page size */
         limit: number;
         /** @description The `next` cursor of the previous page of the same list (opaque base64url). Any other value is 400 naming the marker. */
@@ -3637,6 +3859,199 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Metrics in the Prometheus text format 0.0.4 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query: {
+                /** @description The project (default the caller's; admins may name any, or `all`) */
+                project_id?: components["parameters"]["usageProjectId"];
+                /** @description Start of the period (inclusive) */
+                from: components["parameters"]["usageFrom"];
+                /** @description End of the period (exclusive) */
+                to: components["parameters"]["usageTo"];
+                /** @description Length of each period (UTC hours or days) */
+                granularity?: "hour" | "day";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+        };
+    };
+    getCost: {
+        parameters: {
+            query: {
+                /** @description The project (default the caller's; admins may name any, or `all`) */
+                project_id?: components["parameters"]["usageProjectId"];
+                /** @description Start of the period (inclusive) */
+                from: components["parameters"]["usageFrom"];
+                /** @description End of the period (exclusive) */
+                to: components["parameters"]["usageTo"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cost */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostReport"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+        };
+    };
+    listRates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every rate, by unit, currency and start */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        rates: components["schemas"]["Rate"][];
+                    };
+                };
+            };
+            401: components["responses"]["Problem"];
+        };
+    };
+    createRate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    unit: components["schemas"]["RateUnit"];
+                    /** @description ISO 4217 code; amounts use 2 decimals */
+                    currency: string;
+                    /** @description Price of one unit, a decimal string (at most 9 decimals) */
+                    price: string;
+                    /**
+                     * Format: date-time
+                     * @description Default now
+                     */
+                    effective_from?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rate"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
+    getRate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rate_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rate */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rate"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    deleteRate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rate_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
         };
     };
 }

@@ -28,3 +28,8 @@ export const SEARCH_ATTRIBUTE_FLAGS: ReadonlyArray<string> = Object.values(searc
 export function meterWorkflowId(serverId: string): string {
   return `meter:${serverId}`;
 }
+
+/** The sampler of one host for one metering interval: every meter of that host with that interval. */
+export function meterHostWorkflowId(hostName: string, intervalMs: number): string {
+  return `meter-host:${hostName}:${intervalMs}`;
+}

@@ -9,6 +9,8 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createComputeHostActivities, domainTypeFor } from '../activities/compute/host';
 import type { FaultPlan } from '../activities/fault-injection';
 import { createImageHostActivities } from '../activities/image/host';
+import { createMeteringHostActivities } from '../activities/metering/host';
+import { activityMetricsInterceptor } from './metrics';
 import { createNetworkHostActivities } from '../activities/network/host';
 import { createStorageHostActivities } from '../activities/storage/host';
 import type { Config } from '../core/config';
@@ -69,12 +71,14 @@ export async function createHostAgent(deps: HostAgentDeps): Promise<HostAgent> {
   });
   const storageActivities = createStorageHostActivities({ hypervisor, storagePool: host.storagePool, ensureImageCached, log: agentLog });
   const networkActivities = createNetworkHostActivities({ hypervisor, log: agentLog });
+  const meteringActivities = createMeteringHostActivities({ hypervisor, hostName: host.name, log: agentLog });
   const worker = await Worker.create({
     connection,
     namespace,
     taskQueue: hostTaskQueue(host.name),
     ...(deps.maxConcurrentActivities ? { maxConcurrentActivityTaskExecutions: deps.maxConcurrentActivities } : {}),
-    activities: { ...activities, ...imageActivities, ...storageActivities, ...networkActivities },
+    activities: { ...activities, ...imageActivities, ...storageActivities, ...networkActivities, ...meteringActivities },
+    interceptors: { activity: [activityMetricsInterceptor(hostTaskQueue(host.name))] },
   });
   const workflowId = hostMonitorWorkflowId(host.name);
   const input: HostMonitorInput = { hostName: host.name, heartbeatSeconds: host.heartbeatSeconds };

@@ -28,6 +28,7 @@ import { startEmbeddedDevServer } from '../temporal/dev-server';
 import { createHostAgent } from './agent';
 import { bundleWorkflows, createConductorWorker, startReconciler } from './conductor';
 import { close, listen } from './http';
+import { collectFromDatabase, serveMetrics } from './metrics';
 import { installTemporalRuntime } from './temporal-runtime';
 
 export type Role = 'up' | 'api' | 'conductor' | 'agent';
@@ -174,6 +175,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
           heartbeatSeconds: config.host.heartbeatSeconds,
           placement: config.scheduler,
           quotaDefaults: config.quotas,
+          meterIntervalSeconds: config.metering.intervalSeconds,
           images: images!,
           ...(options.faults ? { faults: options.faults } : {}),
         }),
@@ -202,6 +204,13 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
       runWorker('agent', agent.worker);
       stack.add('agent heartbeats', () => agent.stopHeartbeats());
       agentReady = agent.heartbeat();
+    }
+
+    // Metrics on a port of their own (any role; `up` and `api` also serve them on the API's /metrics).
+    if (db && runs.conductor) collectFromDatabase(db);
+    if (config.metricsPort !== undefined) {
+      const metricsServer = await serveMetrics(config.api.host, config.metricsPort);
+      stack.add('metrics endpoint', () => close(metricsServer));
     }
 
     // 4. API.

@@ -10,6 +10,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { createComputeControlActivities } from '../activities/compute/control';
 import type { FaultPlan } from '../activities/fault-injection';
 import { createImageControlActivities } from '../activities/image/control';
+import { createMeteringControlActivities } from '../activities/metering/control';
+import { activityMetricsInterceptor } from './metrics';
 import { createNetworkControlActivities } from '../activities/network/control';
 import { createReconcileControlActivities } from '../activities/reconcile/control';
 import { createStorageControlActivities } from '../activities/storage/control';
@@ -33,6 +35,8 @@ export interface ConductorDeps {
   placement?: PlacementSettings;
   /** Default per-project quota limits (config.quotas); core/config.ts DEFAULT_QUOTAS when absent. */
   quotaDefaults?: QuotaLimits;
+  /** Seconds between two samples of a server's meter (default 60). */
+  meterIntervalSeconds?: number;
   images: { signer: ImageUrlSigner; apiBaseUrl: string; urlTtlSeconds: number };
   /** A pre-built workflow bundle (tests build one per file); by default the workflows are bundled at start. */
   workflowBundle?: { code: string };
@@ -78,7 +82,7 @@ function businessErrorsFinal<T extends Record<string, (...args: never[]) => Prom
 
 /** The conductor's activities, each step of the create flow a named fault point (checked only when a plan is given). */
 export function conductorActivities(
-  deps: Pick<ConductorDeps, 'db' | 'log' | 'temporal' | 'heartbeatSeconds' | 'images' | 'faults' | 'placement' | 'quotaDefaults'>,
+  deps: Pick<ConductorDeps, 'db' | 'log' | 'temporal' | 'heartbeatSeconds' | 'images' | 'faults' | 'placement' | 'quotaDefaults' | 'meterIntervalSeconds'>,
 ) {
   const { db, heartbeatSeconds } = deps;
   const log = deps.log.child({ component: 'conductor' });
@@ -91,8 +95,10 @@ export function conductorActivities(
       heartbeatSeconds,
       ...placement,
       ...(deps.quotaDefaults ? { quotaDefaults: deps.quotaDefaults } : {}),
+      meterIntervalMs: Math.round((deps.meterIntervalSeconds ?? 60) * 1000),
       ...temporal,
     }),
+    ...createMeteringControlActivities({ db }),
     ...createImageControlActivities({ db, ...deps.images }),
     ...createNetworkControlActivities({ db }),
     ...createStorageControlActivities({ db, heartbeatSeconds, ...placement }),
@@ -127,6 +133,7 @@ export async function createConductorWorker(deps: ConductorDeps): Promise<Worker
     taskQueue: CONDUCTOR_TASK_QUEUE,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: conductorActivities(deps),
+    interceptors: { activity: [activityMetricsInterceptor(CONDUCTOR_TASK_QUEUE)] },
   });
 }
 

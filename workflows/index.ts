@@ -4,6 +4,7 @@ export { createServer } from './create-server';
 export { deleteServer } from './delete-server';
 export { serverAction } from './server-action';
 export { meterServer } from './meter-server';
+export { meterHost } from './meter-host';
 export { createVolume, deleteVolume, attachVolume, detachVolume } from './volumes';
 export { serverConsole } from './server-console';
 export { serverBatch } from './server-batch';

@@ -1,17 +1,38 @@
 /**
  * Ceilometer's job, one long-running workflow per server (`meter:<serverId>`), started by the create
  * flow's start_metering step (through an activity, so it is not a child that dies with the create
- * flow) and stopped by the delete flow. For now metering is the record of when it began and ended
- * (server_meters); usage sampling and billing come with the metering issue, and will live here.
+ * flow) and stopped by the delete flow's stop_metering step (the `stop` signal).
+ *
+ * The samples of a running server are taken by its host's sampler (workflows/meter-host.ts: one
+ * bulk read and one batch write per host and interval, whatever the number of servers); this
+ * workflow is the meter's lifetime: on `stop` it takes a final sample of the domain and ends. The
+ * delete flow stops metering after the domain is gone, so that sample usually has no reading: it
+ * marks the end. Its history stays a handful of events, whatever the server's age.
+ *
+ * Undo: nothing to undo; samples are facts. Meters started before metering had a target (input with
+ * only `serverId`) just wait for `stop`, as they did before.
  */
 import { condition, defineSignal, setHandler } from '@temporalio/workflow';
+import type { DomainReading, MeterServerInput } from '../activities/metering/types';
+import { meteringControl, meteringOnHost } from './meter-host';
+
+export type { MeterServerInput };
 
 export const stopMeteringSignal = defineSignal<[]>('stop');
 
-export async function meterServer(_input: { serverId: string }): Promise<void> {
+export async function meterServer(input: MeterServerInput): Promise<void> {
   let stopped = false;
   setHandler(stopMeteringSignal, () => {
     stopped = true;
   });
   await condition(() => stopped);
+  const { serverId, hostName, domainName, intervalMs } = input;
+  if (!hostName || !domainName || !intervalMs) return;
+  let reading: DomainReading | null = null;
+  try {
+    reading = await meteringOnHost(hostName, intervalMs).sampleDomain({ domainName });
+  } catch {
+    reading = null;
+  }
+  await meteringControl.recordFinalSample({ serverId, atMs: Date.now(), reading });
 }

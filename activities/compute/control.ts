@@ -18,11 +18,14 @@ import * as operations from '../../db/repositories/operations';
 import * as projects from '../../db/repositories/projects';
 import * as servers from '../../db/repositories/servers';
 import * as users from '../../db/repositories/users';
-import { CONDUCTOR_TASK_QUEUE, meterWorkflowId, searchAttributes } from '../../temporal/constants';
+import { CONDUCTOR_TASK_QUEUE, meterHostWorkflowId, meterWorkflowId, searchAttributes } from '../../temporal/constants';
 import { demand, explainRejections, imageRequirements, schedule, type PlacementRequest } from '../../services/scheduler';
 import { serverQuotaAmounts, type ServerQuotaPlan } from '../../services/quotas';
 import { claimDecision, DEFAULT_PLACEMENT, loadHostStates, schedulerConfig, type PlacementSettings } from './placement';
-import type { Flavor } from './types';
+import { metrics } from '../../core/metrics';
+import * as flavors from '../../db/repositories/flavors';
+import type { MeterHostInput, MeterServerInput } from '../metering/types';
+import { domainNameFor, type Flavor } from './types';
 
 /** What a host agent reports about itself on every heartbeat. */
 export interface HostReport {
@@ -49,6 +52,8 @@ export interface ComputeControlDeps {
   placement?: PlacementSettings;
   /** Default per-project limits (core/config.ts quotas). */
   quotaDefaults?: quotas.QuotaLimits;
+  /** How often each server's meter samples it (STRATUS_METER_INTERVAL); default 60 s. */
+  meterIntervalMs?: number;
 }
 
 export interface ServerStatePatch {
@@ -61,9 +66,15 @@ export interface ServerStatePatch {
 }
 
 export function createComputeControlActivities(deps: ComputeControlDeps) {
-  const { db, log, heartbeatSeconds, temporal } = deps;
+  const { db, log, heartbeatSeconds, temporal, meterIntervalMs = 60_000 } = deps;
   const placement = deps.placement ?? DEFAULT_PLACEMENT;
   const quotaDefaults = deps.quotaDefaults ?? DEFAULT_QUOTAS;
+  const observeFinished = (op: operations.Operation) => {
+    const outcome = op.status;
+    const m = metrics();
+    m.operations.inc({ kind: op.kind, outcome });
+    m.operationDuration.observe({ kind: op.kind, outcome }, (op.updatedAt.getTime() - op.createdAt.getTime()) / 1000);
+  };
   return {
     /** The caller and the project are still enabled (they may have been disabled since the API call). */
     async authenticateRequest({ userId, projectId }: { userId: string; projectId: string }): Promise<void> {
@@ -188,8 +199,8 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
         if (changes.status === 'ACTIVE') await quotas.commit(trx, serverId);
         if (changes.status === 'DELETED' || (changes.status === 'ERROR' && (await isCreate(trx, req.operationId)))) await quotas.release(trx, serverId);
         if (changes.status === 'DELETED') await serverGroups.removeMember(trx, serverId);
-        await operations.finish(trx, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) });
-      });
+        return operations.finish(trx, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) });
+      }).then(observeFinished);
     },
 
     /** The workflow's step progress, written into its operation's row (read by GET /v1/servers/{id} and /v1/operations/{id}). */
@@ -208,24 +219,51 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
     },
 
     async finishOperation(req: { operationId: string; status: 'succeeded' | 'failed'; error?: operations.OperationError }): Promise<void> {
-      await operations.finish(db, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) });
+      observeFinished(await operations.finish(db, req.operationId, { status: req.status, ...(req.error ? { error: req.error } : {}) }));
     },
 
-    /** Records that metering began and starts the server's `meterServer` workflow (idempotent). */
+    /**
+     * Records that metering began, with the allocation it meters (the server's flavor and host, copied
+     * now), starts the server's `meterServer` workflow and makes sure its host's sampler runs (idempotent).
+     */
     async startMetering({ serverId, projectId }: { serverId: string; projectId: string }): Promise<void> {
       if (!temporal) throw new Error('startMetering needs a Temporal client');
       const workflowId = meterWorkflowId(serverId);
-      await meters.start(db, { serverId, workflowId });
+      const server = await servers.get(db, serverId);
+      const flavor = server ? await flavors.get(db, server.flavorId) : null;
+      if (!server?.host || !flavor) throw ApplicationFailure.nonRetryable(`server ${serverId} has no host or flavor to meter`, 'NotMeterable');
+      const allocation = {
+        projectId,
+        host: server.host,
+        domainName: domainNameFor(serverId),
+        vcpus: flavor.vcpus,
+        ramMb: flavor.ramMb,
+        diskGb: flavor.diskGb,
+        intervalMs: meterIntervalMs,
+      };
+      const meter = await meters.start(db, { serverId, workflowId, allocation });
+      const recorded = (await meters.allocation(db, serverId)) ?? allocation; // a retry keeps the first start's values
+      const input: MeterServerInput = { serverId, hostName: recorded.host, domainName: recorded.domainName, intervalMs: recorded.intervalMs };
+      if (meter.stoppedAt) return; // deleted meanwhile: nothing to meter
       await temporal.workflow.start('meterServer', {
         workflowId,
         taskQueue: CONDUCTOR_TASK_QUEUE,
-        args: [{ serverId }],
+        args: [input],
         workflowIdConflictPolicy: 'USE_EXISTING',
         typedSearchAttributes: [
           { key: searchAttributes.project, value: projectId },
           { key: searchAttributes.resourceId, value: serverId },
           { key: searchAttributes.operationKind, value: 'server.meter' },
         ],
+      });
+      // The host's sampler takes the samples: start it, or wake it so it does not end as idle.
+      await temporal.workflow.signalWithStart('meterHost', {
+        workflowId: meterHostWorkflowId(recorded.host, recorded.intervalMs),
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        args: [{ hostName: recorded.host, intervalMs: recorded.intervalMs } satisfies MeterHostInput],
+        signal: 'wake',
+        signalArgs: [],
+        typedSearchAttributes: [{ key: searchAttributes.operationKind, value: 'host.meter' }],
       });
     },
 

@@ -11,6 +11,7 @@ import * as m0001 from './0001_identity_and_hosts';
 import * as m0002 from './0002_images';
 import * as m0003 from './0003_compute_network_storage';
 import * as m0004 from './0004_leftovers';
+import * as m0005 from './0005_metering';
 import * as m0006 from './0006_placement_and_quotas';
 import * as m0007 from './0007_list_indexes_and_progress';
 import * as m0008 from './0008_idempotency_keys';
@@ -26,6 +27,7 @@ export const migrations: readonly NamedMigration[] = [
   { name: '0002_images', migration: m0002 },
   { name: '0003_compute_network_storage', migration: m0003 },
   { name: '0004_leftovers', migration: m0004 },
+  { name: '0005_metering', migration: m0005 },
   { name: '0006_placement_and_quotas', migration: m0006 },
   { name: '0007_list_indexes_and_progress', migration: m0007 },
   { name: '0008_idempotency_keys', migration: m0008 },

@@ -7,6 +7,7 @@
  * Gate: STRATUS_QEMU_TESTS=1 (CI sets it after scripts/setup-qemu.sh and scripts/build-test-guest.sh);
  * then anything missing FAILS. Without it the file reports one todo saying how to turn it on.
  */
+import * as meters from '../../db/repositories/meters';
 import { openHypervisor, type Hypervisor } from '../../libvirt';
 import { serialFor } from '../../activities/storage/types';
 import { hostNetworkNames } from '../../activities/network/control';
@@ -34,6 +35,28 @@ if (!ENABLED) {
     await q?.t.stop();
   });
 
+  /**
+   * The meter (1 s interval) reads the real guest's counters: CPU time grows between samples, and it
+   * is the guest's (less than vCPUs × its life so far), not a clock; the guest read its disks.
+   */
+  async function expectRealCpuTime(serverId: string, lifeSeconds: number): Promise<void> {
+    const db = q.t.cloud.db!;
+    const deadline = Date.now() + 20_000;
+    let ok: meters.Sample[] = [];
+    while (Date.now() < deadline) {
+      ok = (await meters.listSamples(db, serverId)).filter((s) => s.status === 'ok');
+      if (ok.length >= 3) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(ok.length).toBeGreaterThanOrEqual(3);
+    const last = ok.at(-1)!;
+    expect(ok.slice(1).reduce((sum, s) => sum + s.deltas.cpuNs, 0n)).toBeGreaterThan(0n);
+    expect(last.counters!.cpuTimeNs!).toBeGreaterThan(0);
+    expect(last.counters!.cpuTimeNs!).toBeLessThan((lifeSeconds + 25) * 1e9 * 2); // ≤ 2 vCPUs busy for its whole life
+    expect(last.counters!.blockReadBytes!).toBeGreaterThan(0);
+    expect(last.counters!.powerState).toBe('running');
+  }
+
   test('create → booted with its IPAM address and volume → ping → live attach → delete leaves nothing', async () => {
     const { t, token } = q;
     const started = performance.now();
@@ -51,6 +74,7 @@ if (!ENABLED) {
     const booted = await waitForConsole(q, id, consoleLine('STRATUS-BOOTED'));
     process.stdout.write(`qemu-api: POST → STRATUS-BOOTED in ${((booted.seenAt - started) / 1000).toFixed(2)} s\n`);
     await waitForConsole(q, id, consoleLine(`STRATUS-IP ${ip}`));
+    await expectRealCpuTime(id, (performance.now() - started) / 1000);
     await waitForConsole(q, id, new RegExp(`STRATUS-DISK ${serialFor(firstVolume)} `));
     expect(await pingOnce(ip)).toBeDefined();
 

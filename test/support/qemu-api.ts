@@ -33,7 +33,7 @@ async function uploadFile(t: TestCloud, token: string, name: string, file: strin
 
 export async function startQemuCloud(): Promise<QemuCloud> {
   const t = await startTestCloud({
-    env: { STRATUS_LIBVIRT_URI: QEMU_URI, STRATUS_STORAGE_POOL: TEST_POOL, STRATUS_STORAGE_POOL_DIR: TEST_POOL_DIR },
+    env: { STRATUS_LIBVIRT_URI: QEMU_URI, STRATUS_STORAGE_POOL: TEST_POOL, STRATUS_STORAGE_POOL_DIR: TEST_POOL_DIR, STRATUS_METER_INTERVAL: '1' },
   });
   try {
     const token = await t.login();

@@ -1,0 +1,38 @@
+/**
+ * Contracts of the metering activities (Ceilometer's job). Workflows import these by type only; the
+ * factories in control.ts (conductor) and host.ts (host agent) implement them.
+ */
+import type { DomainStats } from '../../libvirt';
+
+/** A domain's reading as the host agent returns it. */
+export type DomainReading = Omit<DomainStats, 'name' | 'state'> & { powerState: string };
+
+/** Host agent side (task queue host.<name>). Read-only, so retrying is always safe. */
+export interface MeteringHostActivitiesContract {
+  /** Counters of every Stratus domain of the host (name → reading), in one bulk libvirt call. */
+  sampleHost(): Promise<Record<string, DomainReading>>;
+  /**
+   * The domain's counters now, or null when the host has no such domain. Readings of one host are
+   * taken in one bulk libvirt call shared by every meter that asks within a short window.
+   */
+  sampleDomain(req: { domainName: string }): Promise<DomainReading | null>;
+}
+
+/** Input of the `meterHost` workflow: the sampler of every meter of one host with one interval. */
+export interface MeterHostInput {
+  hostName: string;
+  intervalMs: number;
+  /** Carried across continue-as-new: when the next tick is due (ms since the epoch). */
+  nextTickMs?: number;
+  /** Ticks per run before continue-as-new (default 500). */
+  ticksPerRun?: number;
+}
+
+/** Input of the `meterServer` workflow (started by the conductor's startMetering). */
+export interface MeterServerInput {
+  serverId: string;
+  /** Where the server runs and its domain's name; absent on meters started before sampling existed. */
+  hostName?: string;
+  domainName?: string;
+  intervalMs?: number;
+}

@@ -189,6 +189,6 @@ describe('stratus up refuses to start with one clear line', () => {
 
   test('separate processes without shared services say what to set', async () => {
     expect(await failure({}, ['api'])).toMatch(/TEMPORAL_ADDRESS/);
-    expect(await failure({}, ['frobnicate'])).toMatch(/unknown command "frobnicate"/);
+    expect(await failure({}, ['frobnicate'])).toMatch(/unknown command ['"]frobnicate['"]/);
   }, 30_000);
 });

@@ -452,6 +452,8 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
         metadata: { role: 'web' },
         fault: null,
         availabilityZone: null,
+          batchId: null,
+          batchIndex: null,
         placement: null,
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),

@@ -689,6 +689,7 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
         workflowArgs: null,
         status: 'running',
         error: null,
+        progress: null,
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
       });

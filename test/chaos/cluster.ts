@@ -30,6 +30,8 @@ import { freePort } from '../support/ports';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 export const LIBVIRT_URI = process.env.STRATUS_CHAOS_LIBVIRT_URI ?? 'test+unix:///default';
+/** Agents heartbeat every 5 s (a host is down after 3 missed): a conductor restart (~10 s) must not look like dead hosts. */
+export const HEARTBEAT_SECONDS = '5';
 const PG_ADMIN_URL = process.env.STRATUS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** A TCP proxy in front of PostgreSQL that can go down (refuse + cut every connection) and come back. */
@@ -172,7 +174,7 @@ export class ChaosCluster {
       LOG_LEVEL: process.env.STRATUS_CHAOS_LOG_LEVEL ?? 'info',
       TEMPORAL_ADDRESS: this.temporalAddress,
       TEMPORAL_NAMESPACE: 'stratus',
-      STRATUS_HOST_HEARTBEAT_SECONDS: '2',
+      STRATUS_HOST_HEARTBEAT_SECONDS: HEARTBEAT_SECONDS,
       STRATUS_DATA_DIR: path.join(this.dir, role),
     };
     if (role === 'api' || role === 'conductor') {

@@ -44,6 +44,8 @@ interface Env {
 interface Scenario {
   key: string;
   title: string;
+  /** When the fault strikes after the first POST (default FAULT_AFTER_MS). */
+  faultAfterMs?: number;
   /** Runs while the creates are in flight; returns once the fault is over (the part is back). */
   fault(env: Env): Promise<void>;
   /** After the census: bring back what the fault left down (a dead host returns). */
@@ -71,6 +73,7 @@ const scenarios: Scenario[] = [
   {
     key: 'api',
     title: 'API SIGKILL, POSTs retried with their Idempotency-Key',
+    faultAfterMs: 150, // while the POSTs are being answered
     async fault({ cluster }) {
       await cluster.kill('api');
       await cluster.startRole('api');
@@ -212,7 +215,7 @@ async function runScenario(scenario: Scenario, env: Env, pools: string[], deadHo
   const t0 = Date.now();
   const postDeadline = t0 + (CONVERGE_S + 60) * 1000;
   const posts = keys.map((k) => createWithRetry(env, env.body(k.name), k.key, postDeadline));
-  await sleep(FAULT_AFTER_MS);
+  await sleep(scenario.faultAfterMs ?? FAULT_AFTER_MS);
   await scenario.fault(env);
   const healed = Date.now();
   const ids = await Promise.all(posts);

@@ -180,12 +180,12 @@ async function prepare(cluster: ChaosCluster, api: ApiOf, password: string, db: 
  * POST with an Idempotency-Key as a careful client does: a network error, a 5xx or a 409 (the
  * same key in flight) is retried with the same key until `deadline`.
  */
-async function createWithRetry(env: Pick<Env, 'api' | 'token'>, body: Record<string, unknown>, key: string, deadline: number): Promise<string | undefined> {
+async function createWithRetry(env: Pick<Env, 'api' | 'token'>, body: Record<string, unknown>, key: string, deadline: { at: number }): Promise<string | undefined> {
   for (;;) {
     const res = await env.api.call('POST', '/v1/servers', { token: env.token, body, headers: { 'idempotency-key': key } }).catch(() => undefined);
     if (res?.status === 202) return res.body.server.id as string;
     if (res && res.status < 500 && res.status !== 409 && res.status !== 401) return undefined;
-    if (Date.now() > deadline) return undefined;
+    if (Date.now() > deadline.at) return undefined;
     await sleep(1000);
   }
 }
@@ -213,14 +213,15 @@ async function runScenario(scenario: Scenario, env: Env, pools: string[], deadHo
   const before = await snapshotLibvirt(env.hv, pools);
   const keys = Array.from({ length: SERVERS }, (_, i) => ({ name: `${prefix}-${i}`, key: `${prefix}-key-${i}` }));
   const t0 = Date.now();
-  const postDeadline = t0 + (CONVERGE_S + 60) * 1000;
+  const postDeadline = { at: Number.POSITIVE_INFINITY }; // set once the fault is over
   const posts = keys.map((k) => createWithRetry(env, env.body(k.name), k.key, postDeadline));
   await sleep(scenario.faultAfterMs ?? FAULT_AFTER_MS);
   await scenario.fault(env);
   const healed = Date.now();
+  postDeadline.at = healed + CONVERGE_S * 1000;
   const ids = await Promise.all(posts);
   // Every client retries its POST once more with the same key: it must get the same server back.
-  const replays = await Promise.all(keys.map((k) => createWithRetry(env, env.body(k.name), k.key, healed + CONVERGE_S * 1000)));
+  const replays = await Promise.all(keys.map((k) => createWithRetry(env, env.body(k.name), k.key, postDeadline)));
   const replayMismatches = replays.filter((id, i) => id !== ids[i]).length;
   const converged = await waitConverged(env.db, prefix, SERVERS, healed + CONVERGE_S * 1000);
   const convergeS = converged ? (Date.now() - t0) / 1000 : null;
@@ -242,7 +243,7 @@ async function runScenario(scenario: Scenario, env: Env, pools: string[], deadHo
     if (afterReturn !== 0) problems.push(`${afterReturn} disks still on the returned host after 60 s`);
   }
   const afterDelete = await deleteAll(env, prefix, before, pools);
-  if (afterDelete !== 0) problems.push(`${afterDelete} servers or things left 60 s after deleting every server`);
+  if (afterDelete !== 0) problems.push(`${afterDelete} servers or things left 45 s after deleting every server`);
   const row: Row = { scenario: scenario.title, census, convergeS, unanswered, replayMismatches, afterDelete, problems };
   const faults = new Map<string, number>();
   for (const s of census.servers.filter((x) => x.status === 'ERROR')) {
@@ -283,7 +284,7 @@ async function deleteAll(env: Env, prefix: string, before: LibvirtSnapshot, pool
   return waitUntil(async () => {
     const c = await censusOf(env, prefix, before, pools);
     return c.servers.filter((s) => s.status !== 'DELETED').length + totalLeaked(c);
-  }, 60_000);
+  }, 45_000);
 }
 
 /** Polls `count` until it is 0 or `timeoutMs` passed; returns the last count. */
@@ -303,7 +304,6 @@ async function waitUntil(count: () => Promise<number>, timeoutMs: number): Promi
  */
 async function runUpScenario(log: ReturnType<typeof createLogger>, baseDir: string, hv: Hypervisor): Promise<Row> {
   const title = 'whole `stratus up` SIGKILL, restarted on its data dir';
-  process.stderr.write(`chaos: up: ${title}\n`);
   const sidecar = new ChaosCluster(log, baseDir); // for its database (and the census's Temporal address) only
   const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
   sidecar.temporalPort = temporalPort;

@@ -2,9 +2,10 @@
  * What a chaos scenario left behind, counted from the sources of truth: the database (rows), libvirt
  * (domains, pool volumes, DHCP reservations) and Temporal (running workflows).
  *
- * Scoped to one scenario: its servers are the rows named `<prefix>-*`; libvirt things are compared
- * with a snapshot taken before the scenario started. "Leaked" = held by something that is not an
- * ACTIVE server of the scenario.
+ * Scoped to one scenario: its servers are the rows named `<prefix>-*`, its volumes the rows named
+ * after them; domains and pool volumes count when they carry one of those ids; DHCP reservations
+ * count when they are new since a snapshot taken before the scenario and belong to no other
+ * server's port. "Leaked" = held by something that is not an ACTIVE server of the scenario.
  */
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
@@ -88,11 +89,17 @@ export async function takeCensus(opts: {
   const activeMacs = new Set(ports.filter((p) => activeIds.has(p.device_id ?? '')).map((p) => p.mac.toLowerCase()));
   const volumes: Array<{ id: string; name: string; status: string; server_id: string | null }> = await db('volumes')
     .where('name', 'like', 'server-%')
-    .whereNot('status', 'deleted')
     .select('id', 'name', 'status', 'server_id');
   const ours = volumes.filter((v) => ids.some((id) => v.name.startsWith(`server-${id.slice(0, 8)}-`)));
-  const leakedVolumes = ours.filter((v) => !(v.server_id && activeIds.has(v.server_id) && v.status === 'in-use'));
+  const leakedVolumes = ours.filter((v) => v.status !== 'deleted' && !(v.server_id && activeIds.has(v.server_id) && v.status === 'in-use'));
   const activeVolumeIds = new Set(ours.filter((v) => v.server_id && activeIds.has(v.server_id)).map((v) => v.id));
+  /** Whose disks count here: this scenario's servers and their volumes (deleted rows included). */
+  const owners = new Set([...ids, ...ours.map((v) => v.id)]);
+  const otherMacs = new Set(
+    ((await db('ports').whereNotNull('device_id').select('device_id', 'mac')) as Array<{ device_id: string; mac: string }>)
+      .filter((p) => !ids.includes(p.device_id))
+      .map((p) => p.mac.toLowerCase()),
+  );
   const claims: Array<{ server_id: string }> = ids.length ? await db('host_claims').whereIn('server_id', ids).select('server_id') : [];
   const operations: Array<{ resource_id: string }> = ids.length
     ? await db('operations').whereIn('resource_id', ids).where({ status: 'running' }).select('resource_id')
@@ -107,11 +114,14 @@ export async function takeCensus(opts: {
     if (before.poolVolumes.has(pv)) continue;
     const [pool, name] = pv.split('/') as [string, string];
     const owner = name.replace(/^(root|volume)-/, '');
-    if (activeIds.has(owner) || activeVolumeIds.has(owner)) continue;
+    if (!owners.has(owner) || activeIds.has(owner) || activeVolumeIds.has(owner)) continue;
     leakedDisks += 1;
     disksByPool[pool] = (disksByPool[pool] ?? 0) + 1;
   }
-  const leakedDhcp = [...now.dhcp].filter((d) => !before.dhcp.has(d) && !activeMacs.has(d.split(' ')[1]!.toLowerCase()));
+  const leakedDhcp = [...now.dhcp].filter((d) => {
+    const mac = d.split(' ')[1]!.toLowerCase();
+    return !before.dhcp.has(d) && !activeMacs.has(mac) && !otherMacs.has(mac);
+  });
 
   let workflows = 0;
   for await (const wf of temporal.workflow.list({ query: 'ExecutionStatus="Running"' })) {

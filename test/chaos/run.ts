@@ -277,22 +277,28 @@ async function censusOf(env: Env, prefix: string, before: LibvirtSnapshot, pools
   }
 }
 
-/** DELETE every server of the scenario, wait (≤ 60 s) for them to go, and count what is left. */
+/**
+ * DELETE every server of the scenario and count what is left once nothing has changed for 10 s
+ * (or after 45 s). A server stuck in BUILD cannot be deleted: it and what it holds stay counted.
+ */
 async function deleteAll(env: Env, prefix: string, before: LibvirtSnapshot, pools: string[]): Promise<number> {
   const rows: Array<{ id: string }> = await env.db('servers').where('name', 'like', `${prefix}-%`).whereNot({ status: 'DELETED' }).select('id');
   await Promise.all(rows.map((r) => env.api.call('DELETE', `/v1/servers/${r.id}`, { token: env.token }).catch(() => undefined)));
   return waitUntil(async () => {
     const c = await censusOf(env, prefix, before, pools);
     return c.servers.filter((s) => s.status !== 'DELETED').length + totalLeaked(c);
-  }, 45_000);
+  }, 45_000, 10_000);
 }
 
-/** Polls `count` until it is 0 or `timeoutMs` passed; returns the last count. */
-async function waitUntil(count: () => Promise<number>, timeoutMs: number): Promise<number> {
+/** Polls `count` until it is 0, or unchanged for `stableMs`, or `timeoutMs` passed; returns the last count. */
+async function waitUntil(count: () => Promise<number>, timeoutMs: number, stableMs = Number.POSITIVE_INFINITY): Promise<number> {
   const deadline = Date.now() + timeoutMs;
+  let last = Number.NaN;
+  let since = Date.now();
   for (;;) {
-    const n = await count().catch(() => Number.POSITIVE_INFINITY);
-    if (n === 0 || Date.now() > deadline) return Number.isFinite(n) ? n : -1;
+    const n = await count().catch(() => Number.NaN);
+    if (n !== last) [last, since] = [n, Date.now()];
+    if (n === 0 || Date.now() > deadline || Date.now() - since >= stableMs) return Number.isNaN(n) ? -1 : n;
     await sleep(1000);
   }
 }

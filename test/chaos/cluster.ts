@@ -215,6 +215,13 @@ export class ChaosCluster {
     await p.exited;
   }
 
+  /** SIGKILL of `role`, `downMs` of nothing, then the role started again. */
+  async restart(role: RoleName, downMs = 0): Promise<void> {
+    await this.kill(role);
+    if (downMs > 0) await sleep(downMs);
+    await this.startRole(role);
+  }
+
   isRunning(role: RoleName): boolean {
     return this.roles.has(role);
   }

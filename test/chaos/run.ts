@@ -56,28 +56,18 @@ const scenarios: Scenario[] = [
   {
     key: 'conductor',
     title: 'conductor SIGKILL, restarted',
-    async fault({ cluster }) {
-      await cluster.kill('conductor');
-      await cluster.startRole('conductor');
-    },
+    fault: ({ cluster }) => cluster.restart('conductor'),
   },
   {
     key: 'agent',
     title: 'host agent SIGKILL during boots, restarted after 3 s',
-    async fault({ cluster }) {
-      await cluster.kill('h1');
-      await sleep(3000);
-      await cluster.startRole('h1');
-    },
+    fault: ({ cluster }) => cluster.restart('h1', 3000),
   },
   {
     key: 'api',
     title: 'API SIGKILL, POSTs retried with their Idempotency-Key',
     faultAfterMs: 150, // while the POSTs are being answered
-    async fault({ cluster }) {
-      await cluster.kill('api');
-      await cluster.startRole('api');
-    },
+    fault: ({ cluster }) => cluster.restart('api'),
   },
   {
     key: 'temporal',

@@ -7,39 +7,24 @@
  *  - an existing volume pins the server to its host: a boot failure there is ERROR, B is never tried
  *  - every host fails: ERROR at boot, with a fault that names each host's failure
  */
-import { FaultPlan } from '../../activities/fault-injection';
-import { startTestCloud, type TestCloud } from '../support/cloud';
+import type { FaultPlan } from '../../activities/fault-injection';
+import type { TestCloud } from '../support/cloud';
 import type { TestHost } from '../support/hosts';
-import { createNetwork, flavorId, uploadRawImage, waitGone, waitSettled } from '../support/stratus-fixtures';
+import { waitGone, waitSettled } from '../support/stratus-fixtures';
+import { startTwoHostCloud } from '../support/two-host-cloud';
 
 let t: TestCloud;
 let admin: string;
 let A: TestHost;
 let B: TestHost;
-const faultsA = new FaultPlan();
-const faultsB = new FaultPlan();
+let faultsA: FaultPlan;
+let faultsB: FaultPlan;
 let imageId: string;
 let tiny: string;
 let net: { networkId: string; subnetId: string };
 
 beforeAll(async () => {
-  t = await startTestCloud({
-    builtInAgent: false,
-    hosts: [
-      { name: `a-${Date.now().toString(36)}`, faults: faultsA, env: { STRATUS_HOST_RAM_MB: '16384' } },
-      { name: `b-${Date.now().toString(36)}`, faults: faultsB, env: { STRATUS_HOST_RAM_MB: '8192' } },
-    ],
-  });
-  [A, B] = t.hosts as [TestHost, TestHost];
-  admin = await t.login();
-  // Both hosts registered and alive before the first create.
-  await t.waitFor('/v1/hosts?limit=100', admin, (r) => {
-    const alive = new Set((r.body.hosts ?? []).filter((h: { alive: boolean }) => h.alive).map((h: { name: string }) => h.name));
-    return alive.has(A.name) && alive.has(B.name);
-  });
-  imageId = await uploadRawImage(t, admin);
-  tiny = await flavorId(t, admin);
-  net = await createNetwork(t, admin, '10.40.0.0/24');
+  ({ t, admin, A, B, faultsA, faultsB, imageId, tiny, net } = await startTwoHostCloud('10.40.0.0/24'));
 }, 120_000);
 
 afterEach(() => {

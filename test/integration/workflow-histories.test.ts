@@ -12,16 +12,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
-import { FaultPlan } from '../../activities/fault-injection';
+import type { FaultPlan } from '../../activities/fault-injection';
 import { silentLogger } from '../../core/log';
 import { meterWorkflowId } from '../../temporal/constants';
 import { connectTemporal } from '../../temporal/connection';
 import { bundleWorkflows } from '../../workers/conductor';
 import { createServerWorkflowId } from '../../workflows/create-server';
 import { hostMonitorWorkflowId } from '../../workflows/host-monitor';
-import { startTestCloud, type TestCloud } from '../support/cloud';
+import type { TestCloud } from '../support/cloud';
 import type { TestHost } from '../support/hosts';
-import { createNetwork, flavorId, uploadRawImage, waitGone, waitSettled } from '../support/stratus-fixtures';
+import { waitGone, waitSettled } from '../support/stratus-fixtures';
+import { startTwoHostCloud } from '../support/two-host-cloud';
 import { testTemporal } from '../support/temporal';
 
 export const HISTORIES_DIR = path.join(__dirname, '..', 'fixtures', 'histories');
@@ -31,8 +32,8 @@ let t: TestCloud;
 let admin: string;
 let A: TestHost;
 let B: TestHost;
-const faultsA = new FaultPlan();
-const faultsB = new FaultPlan();
+let faultsA: FaultPlan;
+let faultsB: FaultPlan;
 let body: (extra?: Record<string, unknown>) => Record<string, unknown>;
 let temporal: Awaited<ReturnType<typeof connectTemporal>>;
 let bundle: { code: string };
@@ -41,20 +42,9 @@ const startedAt = new Date();
 const recorded = new Map<string, string>();
 
 beforeAll(async () => {
-  t = await startTestCloud({
-    builtInAgent: false,
-    hosts: [
-      { name: `ha-${Date.now().toString(36)}`, faults: faultsA, env: { STRATUS_HOST_RAM_MB: '16384', STRATUS_HOST_DISK_GB: '200' } },
-      { name: `hb-${Date.now().toString(36)}`, faults: faultsB, env: { STRATUS_HOST_RAM_MB: '8192', STRATUS_HOST_DISK_GB: '100' } },
-    ],
-  });
-  [A, B] = t.hosts as [TestHost, TestHost];
-  admin = await t.login();
-  await t.waitFor('/v1/hosts?limit=100', admin, (r) => (r.body.hosts ?? []).filter((h: { alive: boolean; name: string }) => h.alive && (h.name === A.name || h.name === B.name)).length === 2);
-  const imageId = await uploadRawImage(t, admin);
-  const tiny = await flavorId(t, admin);
-  const net = await createNetwork(t, admin, '10.50.0.0/24');
-  body = (extra = {}) => ({ name: 'history', flavor_id: tiny, image_id: imageId, networks: [{ network_id: net.networkId }], ...extra });
+  const cloud = await startTwoHostCloud('10.50.0.0/24');
+  ({ t, admin, A, B, faultsA, faultsB } = cloud);
+  body = (extra = {}) => ({ name: 'history', flavor_id: cloud.tiny, image_id: cloud.imageId, networks: [{ network_id: cloud.net.networkId }], ...extra });
   const { address, namespace } = testTemporal();
   temporal = await connectTemporal(address, namespace);
   bundle = await bundleWorkflows(silentLogger);

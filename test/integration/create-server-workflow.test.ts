@@ -88,6 +88,7 @@ class FakeCloud {
   conductorActivities() {
     return {
       authenticateRequest: async () => this.check('authenticateRequest'),
+      reserveServerQuota: async () => this.check('reserveServerQuota'),
       selectImage: async ({ imageId }: { imageId: string }) => {
         this.check('selectImage');
         return { id: imageId, checksum: 'c', sizeBytes: 1, diskFormat: 'raw', downloadUrl: 'http://x/y' };
@@ -270,6 +271,7 @@ test('success: ACTIVE on the first host, holding one claim, port, volume, domain
 describe('a failing step ends ERROR with the step named and nothing held', () => {
   const cases: Array<[step: string, activity: string, host: boolean]> = [
     ['authenticate', 'authenticateRequest', false],
+    ['authenticate', 'reserveServerQuota', false],
     ['select_image', 'selectImage', false],
     ['schedule', 'claimHost', false],
     ['allocate_port', 'allocatePorts', false],

@@ -32,6 +32,10 @@ const ROOT = path.resolve(__dirname, '..', '..');
 export const LIBVIRT_URI = process.env.STRATUS_CHAOS_LIBVIRT_URI ?? 'test+unix:///default';
 /** Agents heartbeat every 5 s (a host is down after 3 missed): a conductor restart (~10 s) must not look like dead hosts. */
 export const HEARTBEAT_SECONDS = '5';
+/** No quota limits: 30 creates per scenario, and a failing scenario's stuck servers keep theirs. */
+export const UNLIMITED_QUOTAS: Record<string, string> = Object.fromEntries(
+  ['SERVERS', 'VCPUS', 'RAM_MB', 'VOLUMES', 'VOLUME_GB', 'PORTS'].map((r) => [`STRATUS_QUOTA_${r}`, '-1']),
+);
 const PG_ADMIN_URL = process.env.STRATUS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** A TCP proxy in front of PostgreSQL that can go down (refuse + cut every connection) and come back. */
@@ -169,6 +173,7 @@ export class ChaosCluster {
   env(role: RoleName): NodeJS.ProcessEnv {
     const base: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
+      TEMPORAL_CLI_PATH: process.env.TEMPORAL_CLI_PATH,
       HOME: process.env.HOME,
       TMPDIR: process.env.TMPDIR,
       LOG_LEVEL: process.env.STRATUS_CHAOS_LOG_LEVEL ?? 'info',
@@ -186,6 +191,7 @@ export class ChaosCluster {
         STRATUS_API_PORT: String(this.apiPort),
         STRATUS_PUBLIC_URL: this.apiUrl,
         STRATUS_IMAGE_DIR: path.join(this.dir, 'images'),
+        ...UNLIMITED_QUOTAS,
       };
     }
     return {

@@ -25,7 +25,7 @@ import { apiCaller } from '../support/cloud';
 import { freePort } from '../support/ports';
 import { createNetwork, flavorId, uploadRawImage, type ApiOf } from '../support/stratus-fixtures';
 import { snapshotLibvirt, takeCensus, totalLeaked, type Census, type LibvirtSnapshot } from './census';
-import { ChaosCluster, HEARTBEAT_SECONDS, killGroup, LIBVIRT_URI, sleep, spawnStratus, waitReady, type RoleProcess } from './cluster';
+import { ChaosCluster, HEARTBEAT_SECONDS, UNLIMITED_QUOTAS, killGroup, LIBVIRT_URI, sleep, spawnStratus, waitReady, type RoleProcess } from './cluster';
 
 const SERVERS = Number(process.env.STRATUS_CHAOS_SERVERS ?? 30);
 const CONVERGE_S = Number(process.env.STRATUS_CHAOS_CONVERGE_S ?? 90);
@@ -324,6 +324,7 @@ async function runUpScenario(log: ReturnType<typeof createLogger>, baseDir: stri
     STRATUS_HOST_VCPUS: '64',
     STRATUS_HOST_RAM_MB: '65536',
     STRATUS_HOST_DISK_GB: '2000',
+    ...UNLIMITED_QUOTAS,
   };
   if (process.env.TEMPORAL_CLI_PATH) env.TEMPORAL_CLI_PATH = process.env.TEMPORAL_CLI_PATH;
   const logFile = path.join(sidecar.dir, 'up.log');

@@ -9,6 +9,7 @@
  *   stratus batch list|show|retry|cancel …
  *   stratus image upload NAME --file F [--disk-format raw|qcow2]   (a byte progress bar)
  *   stratus network|subnet|volume|flavor …
+ *   stratus usage [--project ID|all] [--from T] [--to T] | stratus usage cost …
  *   stratus completion bash|zsh
  */
 import fs from 'node:fs';
@@ -579,6 +580,80 @@ function flavorCommands(program: Command): void {
     .action(action(async (cmd, ref: string) => output(cmd).show(await findByNameOrId<Named>(client(cmd), 'flavors', 'flavors', ref))));
 }
 
+interface UsageLine {
+  vcpu_hours: string;
+  ram_gb_hours: string;
+  disk_gb_hours: string;
+  volume_gb_hours: string;
+  cpu_seconds: string;
+  samples: number;
+  missed_samples: number;
+}
+
+/** `--from`/`--to` as the API wants them: ISO 8601; a bare date is that day's midnight UTC. */
+function instant(value: string, flag: string): string {
+  const t = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
+  if (Number.isNaN(t)) throw new CliError(`${flag}: expected a date or time such as 2026-12-01 or 2026-12-01T10:00:00Z, got "${value}"`);
+  return new Date(t).toISOString();
+}
+
+function usageQuery(o: { project?: string; from?: string; to?: string }): string {
+  const to = o.to ? instant(o.to, '--to') : new Date().toISOString();
+  const from = o.from ? instant(o.from, '--from') : new Date(Date.parse(to) - 24 * 3600_000).toISOString();
+  return new URLSearchParams({ from, to, ...(o.project ? { project_id: o.project } : {}) }).toString();
+}
+
+function usageCommands(program: Command): void {
+  const usage = program
+    .command('usage')
+    .description('usage of a project per server and in total (default: the last 24 hours of your project)')
+    .option('--project <id>', 'a project id, or "all" (admins)')
+    .option('--from <time>', 'start (inclusive), e.g. 2026-12-01')
+    .option('--to <time>', 'end (exclusive; default now)')
+    .addOption(new Option('--granularity <g>', 'periods in the JSON answer').choices(['hour', 'day']).default('day'))
+    .action(
+      action(async (cmd) => {
+        const o = cmd.opts<{ project?: string; from?: string; to?: string; granularity: string }>();
+        const report = await client(cmd).get<{ servers: Array<{ server_id: string; name: string; usage: UsageLine }>; total: UsageLine; from: string; to: string }>(
+          `/v1/usage?${usageQuery(o)}&granularity=${o.granularity}`,
+        );
+        const out = output(cmd);
+        if (out.json) return out.raw(report);
+        const columns: Column<{ name: string; usage: UsageLine }>[] = [
+          { header: 'Server', value: (r) => r.name },
+          { header: 'vCPU h', value: (r) => r.usage.vcpu_hours },
+          { header: 'RAM GB h', value: (r) => r.usage.ram_gb_hours },
+          { header: 'Disk GB h', value: (r) => r.usage.disk_gb_hours },
+          { header: 'Volume GB h', value: (r) => r.usage.volume_gb_hours },
+          { header: 'CPU s', value: (r) => r.usage.cpu_seconds },
+          { header: 'Samples (missed)', value: (r) => `${r.usage.samples} (${r.usage.missed_samples})` },
+        ];
+        out.say(`usage from ${report.from} to ${report.to}`);
+        out.list([...report.servers, { name: 'TOTAL', usage: report.total }], columns);
+      }),
+    );
+  usage
+    .command('cost')
+    .description('price the period with the rates in force (exact, in minor units)')
+    .action(
+      action(async (cmd) => {
+        const o = cmd.optsWithGlobals<{ project?: string; from?: string; to?: string }>();
+        const report = await client(cmd).get<{ lines: Array<{ unit: string; currency: string; price: string; quantity: string; amount: string }>; totals: Array<{ currency: string; amount: string }> }>(
+          `/v1/usage/cost?${usageQuery(o)}`,
+        );
+        const out = output(cmd);
+        if (out.json) return out.raw(report);
+        out.list(report.lines, [
+          { header: 'Unit', value: (l) => l.unit },
+          { header: 'Price', value: (l) => `${l.price} ${l.currency}` },
+          { header: 'Quantity', value: (l) => l.quantity },
+          { header: 'Amount', value: (l) => `${l.amount} ${l.currency}` },
+        ]);
+        for (const t of report.totals) out.say(`total: ${t.amount} ${t.currency}`);
+      }),
+    );
+}
+
 function loginCommands(program: Command): void {
   program
     .command('login')
@@ -639,6 +714,7 @@ export function buildProgram(): Command {
   networkCommands(program);
   volumeCommands(program);
   flavorCommands(program);
+  usageCommands(program);
   program
     .command('completion')
     .argument('<shell>', 'bash or zsh')

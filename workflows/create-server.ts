@@ -9,14 +9,14 @@
  * non-cancellable scope, and the server ends DELETED. An undo that fails (a host that is down) never
  * holds the server in BUILD: it goes to the ledger of leftovers and the rollback goes on.
  */
-import { ActivityFailure, isCancellation, patched, uuid4 } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, patched, uuid4 } from '@temporalio/workflow';
 import type { Flavor, PortOnHost, VolumeOnHost } from '../activities/compute/types';
 import type { SelectedImage } from '../activities/image/control';
 import { domainNameFor } from '../activities/compute/types';
 import type { NetworkRequest } from '../activities/network/types';
 import type { ServerVolumeRequest } from '../activities/storage/control';
 import { conductor, onHost } from './activity-proxies';
-import { finishing, hostDidNotAnswer, operationFailure, OperationTracker, serverFailed, StepFailed } from './progress';
+import { faultCode, faultMessage, finishing, hostDidNotAnswer, operationFailure, OperationTracker, serverFailed, StepFailed } from './progress';
 
 export const CREATE_STEPS = ['authenticate', 'select_image', 'schedule', 'allocate_port', 'attach_volume', 'boot', 'start_metering'] as const;
 
@@ -78,6 +78,8 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
     const excluded: string[] = [];
     let ports: PortOnHost[] | undefined;
     let lastHostFailure: StepFailed | undefined;
+    /** `<host>: <what failed there>`, one per host tried: the fault names every host's failure. */
+    const hostFailures: string[] = [];
 
     for (let attempt = 1; ; attempt += 1) {
       let host: string;
@@ -88,7 +90,7 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
         });
       } catch (err) {
         // No other host to reschedule to: the failure to report is the host-side one that sent us here.
-        if (lastHostFailure) throw lastHostFailure;
+        if (lastHostFailure) throw onEveryHost(lastHostFailure, hostFailures);
         throw err;
       }
       t.progress.hosts.push(host);
@@ -138,7 +140,9 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
         break;
       } catch (err) {
         // Only a failure on the host reschedules; a conductor-side one (the database) or a cancel aborts.
-        if (!(err instanceof StepFailed) || !failedOnHost(err) || attempt >= maxAttempts || cancelled(err)) throw err;
+        if (!(err instanceof StepFailed) || !failedOnHost(err) || cancelled(err)) throw err;
+        hostFailures.push(`${host}: ${faultMessage(err.failure)}`);
+        if (attempt >= maxAttempts) throw onEveryHost(err, hostFailures);
         // Reschedule: undo this host's part (domain, disks, new volumes, claim) and try another host.
         // A dead host's share of the cleanup goes to the ledger after a short bound: the next host waits for nothing more.
         lastHostFailure = err;
@@ -194,6 +198,12 @@ const HOST_SIDE = new Set(['createVolume', 'bootServer']);
 
 function failedOnHost(err: StepFailed): boolean {
   return err.failure instanceof ActivityFailure && HOST_SIDE.has(err.failure.activityType);
+}
+
+/** The last host's failure (its step and code), with a message naming each host tried and what failed there. */
+function onEveryHost(last: StepFailed, hostFailures: string[]): StepFailed {
+  const message = hostFailures.length > 1 ? `every host failed: ${hostFailures.join('; ')}` : `host ${hostFailures.join('')}`;
+  return new StepFailed(last.step, ApplicationFailure.nonRetryable(message, faultCode(last.failure)));
 }
 
 function volumeIdsOf(requests: ServerVolumeRequest[]): string[] {

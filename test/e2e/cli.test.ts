@@ -145,6 +145,15 @@ test('batch create --wait, retry of the failed members, delete', async () => {
   const members = await json(['server', 'list']);
   expect(members.filter((s: { batch_id: string }) => s.batch_id === batch.id)).toHaveLength(5);
 
+  // What the batch used, as the client shows it (admins may ask for every project).
+  const usage = await json(['usage', '--project', 'all', '--from', new Date(Date.now() - 3600_000).toISOString()]);
+  expect(usage.servers.filter((s: { name: string }) => s.name.startsWith(`fleet-${suffix}`)).length).toBeGreaterThanOrEqual(3);
+  expect(Number(usage.total.vcpu_hours)).toBeGreaterThan(0);
+  const cost = await json(['usage', 'cost', '--project', 'all']);
+  expect(cost).toMatchObject({ lines: expect.any(Array), totals: expect.any(Array) });
+  const bad = await stratus(['usage', '--from', 'yesterday-ish']);
+  expect(bad.stderr.trim()).toBe('stratus: --from: expected a date or time such as 2026-12-01 or 2026-12-01T10:00:00Z, got "yesterday-ish"');
+
   const deleted = await json(['batch', 'delete', batch.id, '--wait']);
   expect(deleted).toMatchObject({ status: 'deleted', counts: { active: 0, deleted: 5 } });
 }, 180_000);
@@ -168,5 +177,5 @@ test('shell completion is generated from the commands', async () => {
   expect(r.stdout).toContain('complete -o default -F _stratus_complete stratus');
   expect(r.stdout).toMatch(/"server"\) words="create list show delete start stop reboot console/);
   expect(r.stdout).toMatch(/"server create"\) words="--flavor --image --network/);
-  expect(r.stdout).toMatch(/""\) words="login logout server batch image network subnet volume flavor completion up api conductor agent --json --url/);
+  expect(r.stdout).toMatch(/""\) words="login logout server batch image network subnet volume flavor usage completion up api conductor agent --json --url/);
 });

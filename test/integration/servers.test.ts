@@ -7,7 +7,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { FaultPlan } from '../../activities/fault-injection';
 import { silentLogger } from '../../core/log';
@@ -30,13 +29,12 @@ afterAll(() => stopServerFixture({ t, hv }));
 const fullCensus = () => cloudCensus(t, hv);
 
 /** Fetches a finished workflow's history from the server and replays it against the current code. */
-async function replayLiveHistory(workflowId: string) {
+async function replayLiveHistory(workflowId: string): Promise<void> {
   const { address, namespace } = testTemporal();
   const { connection, client } = await connectTemporal(address, namespace);
   try {
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
     await Worker.runReplayHistory({ workflowBundle: await bundleWorkflows(silentLogger) }, history, workflowId);
-    return history;
   } finally {
     await connection.close();
   }
@@ -96,11 +94,8 @@ test('create → ACTIVE with an IP, an in-use volume and a qcow2 overlay root di
     'start_metering:done',
   ]);
 
-  // Its history replays against today's code (and becomes the replay fixture when asked to).
-  const history = await replayLiveHistory(`server:${id}:create`);
-  if (process.env.STRATUS_RECORD_HISTORY) {
-    fs.writeFileSync(path.join(__dirname, '..', 'fixtures', 'create-server-history.json'), historyToJSON(history));
-  }
+  // Its history replays against today's code (the corpus: test/fixtures/histories, npm run record:histories).
+  await replayLiveHistory(`server:${id}:create`);
 
   const deleted = await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
   expect(deleted.status).toBe(202);

@@ -80,25 +80,7 @@ export async function startTestCloud(
   const hostNames = [...(builtInAgent ? [config.host.name] : []), ...hosts.map((h) => h.name)];
   const baseUrl = `http://127.0.0.1:${port}`;
 
-  const call: TestCloud['call'] = async (method, urlPath, { token, body, headers = {} } = {}) => {
-    const res = await fetch(`${baseUrl}${urlPath}`, {
-      method,
-      headers: {
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...headers,
-      },
-      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      /* not JSON: keep the text */
-    }
-    return { status: res.status, body: parsed, headers: res.headers };
-  };
+  const call = apiCaller(baseUrl);
 
   return {
     config,
@@ -126,5 +108,28 @@ export async function startTestCloud(
       await Promise.all(hosts.map((h) => h.stop()));
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** fetch against a Stratus API at `baseUrl`, JSON in and out (TestCloud.call). */
+export function apiCaller(baseUrl: string): TestCloud['call'] {
+  return async (method, urlPath, { token, body, headers = {} } = {}) => {
+    const res = await fetch(`${baseUrl}${urlPath}`, {
+      method,
+      headers: {
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    return { status: res.status, body: parsed, headers: res.headers };
   };
 }

@@ -2,8 +2,11 @@
 import { randomBytes } from 'node:crypto';
 import type { TestCloud } from './cloud';
 
+/** What the fixtures below need of a cloud: its API (a TestCloud, or any Stratus API: test/chaos). */
+export type ApiOf = Pick<TestCloud, 'call' | 'baseUrl'>;
+
 /** Uploads a small raw image and returns its id once it is active. */
-export async function uploadRawImage(t: TestCloud, token: string, sizeBytes = 64 * 1024): Promise<string> {
+export async function uploadRawImage(t: ApiOf, token: string, sizeBytes = 64 * 1024): Promise<string> {
   const created = await t.call('POST', '/v1/images', { token, body: { name: `img-${randomBytes(3).toString('hex')}`, disk_format: 'raw' } });
   if (created.status !== 201) throw new Error(`image create: ${created.status} ${JSON.stringify(created.body)}`);
   const res = await fetch(`${t.baseUrl}/v1/images/${created.body.id}/file`, {
@@ -16,7 +19,7 @@ export async function uploadRawImage(t: TestCloud, token: string, sizeBytes = 64
 }
 
 /** A network with one IPv4 subnet; returns both ids. */
-export async function createNetwork(t: TestCloud, token: string, cidr = '10.20.0.0/24'): Promise<{ networkId: string; subnetId: string }> {
+export async function createNetwork(t: ApiOf, token: string, cidr = '10.20.0.0/24'): Promise<{ networkId: string; subnetId: string }> {
   const net = await t.call('POST', '/v1/networks', { token, body: { name: `net-${randomBytes(3).toString('hex')}` } });
   if (net.status !== 201) throw new Error(`network create: ${net.status} ${JSON.stringify(net.body)}`);
   const sub = await t.call('POST', '/v1/subnets', { token, body: { network_id: net.body.id, cidr } });
@@ -24,7 +27,7 @@ export async function createNetwork(t: TestCloud, token: string, cidr = '10.20.0
   return { networkId: net.body.id, subnetId: sub.body.id };
 }
 
-export async function flavorId(t: TestCloud, token: string, name = 'm1.tiny'): Promise<string> {
+export async function flavorId(t: ApiOf, token: string, name = 'm1.tiny'): Promise<string> {
   const res = await t.call('GET', '/v1/flavors', { token });
   const flavor = (res.body.flavors as Array<{ id: string; name: string }>).find((f) => f.name === name);
   if (!flavor) throw new Error(`no flavor ${name}`);

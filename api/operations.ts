@@ -15,7 +15,7 @@ import type { components } from '../openapi/types';
 import { temporalUiRunUrl } from '../temporal/connection';
 import { startOperationWorkflow } from '../temporal/start-operation';
 import type { OperationDef } from '../workflows/catalog';
-import { progressQuery, type Progress } from '../workflows/progress';
+import type { Progress } from '../workflows/progress';
 import { DependencyUnavailable } from './problem';
 
 type Schemas = components['schemas'];

@@ -1,5 +1,4 @@
 /** Cinder's routes: volumes. Create and delete answer 202 with the operation that does the work. */
-import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { components } from '../../openapi/types';
 import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';

@@ -206,7 +206,7 @@ test('50 concurrent creates against room for 20: exactly 20 ACTIVE, 30 ERROR wit
   }
 }, 240_000);
 
-test('quota: 20 concurrent creates against 5 servers → exactly 5 ACTIVE, 15 × 403 naming servers; used and reserved exact after a failure and deletes', async () => {
+test('quota: 20 concurrent creates against 5 servers → exactly 5 ACTIVE, 15 × 403 naming servers; used and reserved exact after a failure, cancels and deletes', async () => {
   const quota = await setQuota({ servers: 5, vcpus: -1, ram_mb: -1 });
   expect(quota.servers).toEqual({ limit: 5, used: 0, reserved: 0 });
   const attempts = await Promise.all(Array.from({ length: 20 }, () => create()));
@@ -232,6 +232,13 @@ test('quota: 20 concurrent creates against 5 servers → exactly 5 ACTIVE, 15 ×
   const [failed] = await createSettled(1, { flavor_id: medium });
   expect(failed.status).toBe('ERROR');
   expect(failed.fault.code).toBe('NoValidHost');
+  expect(await get()).toMatchObject({ servers: { used: 5, reserved: 0 }, vcpus: { used: 5, reserved: 0 }, ram_mb: { used: 640, reserved: 0 } });
+
+  // Cancelled creates (DELETE while in BUILD) give their reservations back too.
+  await setQuota({ servers: 8 });
+  const cancelled = await Promise.all([create(), create()]);
+  for (const c of cancelled) expect((await t.call('DELETE', `/v1/servers/${c.id}`, { token: admin })).status).toBe(202);
+  for (const c of cancelled) await t.waitFor(`/v1/servers/${c.id}`, admin, (r) => r.status === 404, 60_000);
   expect(await get()).toMatchObject({ servers: { used: 5, reserved: 0 }, vcpus: { used: 5, reserved: 0 }, ram_mb: { used: 640, reserved: 0 } });
 
   // Deletes give usage back, the failed server's included (it holds nothing any more).

@@ -43,7 +43,7 @@ token="$(curl -fsS -X POST "$base/v1/auth/tokens" -H 'content-type: application/
 
 report_dir="${FUZZ_REPORT_DIR:-$data_dir/report}"
 # Revoking the token would end the run's authentication: that one operation is left out.
-.venv-fuzz/bin/st --config-file test/fuzz/schemathesis.toml run "$base/openapi.yaml" --url "$base" \
+PYTHONPATH=test/fuzz SCHEMATHESIS_HOOKS=stratus_hooks .venv-fuzz/bin/st --config-file test/fuzz/schemathesis.toml run "$base/openapi.yaml" --url "$base" \
   -H "Authorization: Bearer $token" \
   --phases examples,coverage,fuzzing,stateful \
   --checks all \

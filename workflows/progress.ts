@@ -113,8 +113,6 @@ export class OperationTracker {
   /** Hosts that stopped answering: their undos go straight to the ledger (nobody waits on a dead host). */
   private readonly silentHosts = new Set<string>();
   private seq = 0;
-  /** The progress writes in flight, chained so they land in order. */
-  private writes: Promise<void> = Promise.resolve();
   private readonly lastStep: string | undefined;
 
   /** `context`: the operation (its row gets the progress) and resource (for the ledger). */
@@ -144,7 +142,7 @@ export class OperationTracker {
   }
 
   /**
-   * Writes the progress (as it is now) into the operation's row, after the writes before it. Best
+   * Writes the progress (as it is now) into the operation's row. Best
    * effort: a failed write never fails the operation. Awaiting the result is optional: a step's start
    * is written while the step runs.
    */
@@ -153,8 +151,10 @@ export class OperationTracker {
     if (!operationId || !patched(PROGRESS_ROWS_PATCH)) return Promise.resolve();
     this.seq += 1;
     const request = { operationId, progress: JSON.parse(JSON.stringify(this.progress)) as Progress, seq: this.seq };
-    this.writes = this.writes.then(() => progressWriter.recordOperationProgress(request).catch(() => undefined));
-    return this.writes;
+    // Scheduled here and now, so the order of the workflow's commands never depends on when an earlier
+    // write completed (a write chained on the one before it made replays nondeterministic); writes
+    // that land out of order are harmless: the row keeps the highest seq.
+    return progressWriter.recordOperationProgress(request).catch(() => undefined);
   }
 
   /**

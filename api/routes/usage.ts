@@ -7,7 +7,8 @@
  */
 import { Router } from 'express';
 import type { Knex } from 'knex';
-import { Forbidden, NotFound } from '../../core/errors';
+import { Forbidden, InvalidInput, NotFound } from '../../core/errors';
+import { isUuid } from '../../db/ids';
 import * as rates from '../../db/repositories/rates';
 import type { components } from '../../openapi/types';
 import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
@@ -57,7 +58,10 @@ function presentRate(r: rates.Rate): Schemas['Rate'] {
 function projectScope(auth: AuthContext, requested: string | undefined): string | null {
   if (requested === undefined || requested === auth.project.id) return auth.project.id;
   if (!hasRole(auth, 'admin')) throw new Forbidden("only admins read another project's usage", [{ field: 'query.project_id', message: 'not your project' }]);
-  return requested === 'all' ? null : requested;
+  if (requested === 'all') return null;
+  // The spec's pattern already refuses most; a uuid-shaped non-uuid must not reach the database's cast.
+  if (!isUuid(requested)) throw new InvalidInput(`project_id ${requested} is not a project id`, [{ field: 'query.project_id', message: 'a project id or all' }]);
+  return requested;
 }
 
 export function usageRouter({ db, identity }: { db: Knex; identity: IdentityService }): Router {

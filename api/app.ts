@@ -13,6 +13,7 @@ import { createHostService } from '../services/hosts';
 import type { IdentityService } from '../services/identity';
 import { authenticateFirst } from './auth';
 import { rejectNulCharacters } from './body';
+import { openstackRouter } from './openstack';
 import { docsRouter, OPENAPI_PATH } from './docs';
 import { idempotency } from './idempotency';
 import { notFoundHandler, problemMiddleware } from './problem';
@@ -51,6 +52,10 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.set('query parser', 'extended');
   app.use(requestContext(log.child({ component: 'api' })));
   app.use(requestMetrics());
+  const quotaDefaults = config.quotas ?? DEFAULT_QUOTAS;
+  // The OpenStack-compatible surface (Keystone, Nova, Glance, Neutron, Cinder): its own body parsing,
+  // tokens and error shapes, over the same services as /v1.
+  app.use(openstackRouter({ config, db, temporal, identity, quotaDefaults, images }));
   app.use(express.json({ limit: '1mb' }));
   app.use(rejectNulCharacters);
   app.use(docsRouter());
@@ -78,7 +83,6 @@ export function createApp({ config, db, temporal, identity, log, images, validat
       ignorePaths: /^\/(docs|openapi\.yaml)/,
     }),
   );
-  const quotaDefaults = config.quotas ?? DEFAULT_QUOTAS;
   app.use(idempotency({ db, identity }));
   app.use(identityRouter({ db, identity, config }));
   app.use(hostsRouter({ db, identity, heartbeatSeconds, ratios: config.scheduler?.ratios ?? DEFAULT_RATIOS }));

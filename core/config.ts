@@ -21,6 +21,7 @@ const schema = z.object({
   STRATUS_API_HOST: z.string().default('127.0.0.1'),
   STRATUS_API_PORT: port.default(8080),
   STRATUS_PUBLIC_URL: z.url().optional(),
+  STRATUS_REGION: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, . _ - (at most 64)').default('RegionOne'),
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
@@ -78,7 +79,8 @@ const SECRET_VARIABLES: ReadonlySet<string> = new Set(['STRATUS_SECRET_KEY', 'ST
 
 export interface Config {
   dataDir: string;
-  api: { host: string; port: number; publicUrl: string };
+  /** `region`: the region of the OpenStack service catalog (clients match it against their `region_name`). */
+  api: { host: string; port: number; publicUrl: string; region: string };
   database: { kind: 'postgres'; url: string } | { kind: 'pglite'; dir: string };
   temporal: {
     /** host:port of an existing server; undefined means "start the embedded dev server". */
@@ -171,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       host: e.STRATUS_API_HOST,
       port: e.STRATUS_API_PORT,
       publicUrl: (e.STRATUS_PUBLIC_URL ?? `http://localhost:${e.STRATUS_API_PORT}`).replace(/\/$/, ''),
+      region: e.STRATUS_REGION,
     },
     database: e.DATABASE_URL
       ? { kind: 'postgres', url: e.DATABASE_URL }

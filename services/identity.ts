@@ -28,6 +28,7 @@ export interface AuthContext {
   project: { id: string; name: string };
   roles: Role[];
   expiresAt: Date;
+  issuedAt: Date;
 }
 
 export const ADMIN_NAME = 'admin';
@@ -58,14 +59,20 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
   }
 
   return {
-    /** Log in. Any mismatch (user, password, project, role) is the same 401, so names cannot be probed. */
-    async issueToken(input: { username: string; password: string; project: string }) {
+    /**
+     * Log in. Any mismatch (user, password, project, role) is the same 401, so names cannot be probed.
+     * The user is named (`username`) or given by id (`userId`, Keystone's `user.id`); without a
+     * `project` the token is scoped to the user's default project.
+     */
+    async issueToken(input: { username?: string; userId?: string; password: string; project?: string }) {
       const denied = new Unauthorized('wrong username, password or project');
-      const user = await users.getByName(db, input.username);
+      const byId = input.userId !== undefined && UUID.test(input.userId) ? await users.getById(db, input.userId) : null;
+      const user = byId ? await users.getByName(db, byId.name) : input.username !== undefined ? await users.getByName(db, input.username) : null;
       // Verify even for an unknown user, so response time does not reveal which names exist.
       const ok = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH);
       if (!user || !ok || !user.enabled) throw denied;
-      const project = await findProject(input.project);
+      const projectRef = input.project ?? user.defaultProjectId;
+      const project = projectRef ? await findProject(projectRef) : null;
       if (!project || !project.enabled) throw denied;
       const roles = (await roleAssignments.listForUserInProject(db, user.id, project.id)) as Role[];
       if (roles.length === 0) throw denied;
@@ -79,6 +86,7 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
         project: { id: project.id, name: project.name },
         roles,
         expiresAt,
+        issuedAt: row.createdAt,
       };
       return { token, auth };
     },
@@ -95,6 +103,7 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
         project: { id: found.project.id, name: found.project.name },
         roles,
         expiresAt: found.token.expiresAt,
+        issuedAt: found.token.createdAt,
       };
     },
 
@@ -205,6 +214,12 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
     // --- role assignments -------------------------------------------------------------------
     listAssignments(filter: { userId?: string; projectId?: string }) {
       return roleAssignments.listAssignments(db, filter);
+    },
+    /** The projects where `userId` holds a role (Keystone's `GET /v3/auth/projects`). */
+    async projectsOf(userId: string): Promise<Project[]> {
+      const ids = [...new Set((await roleAssignments.listAssignments(db, { userId })).map((a) => a.projectId))];
+      const found = await Promise.all(ids.map((id) => projects.getById(db, id)));
+      return found.filter((p): p is Project => p !== null);
     },
     async assignRole(projectId: string, userId: string, role: Role) {
       await assertUserAndProject(userId, projectId);

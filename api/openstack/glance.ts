@@ -1,0 +1,7 @@
+/** Glance v2 (image): not yet built; the router answers the service's 404 for every path. */
+import { Router } from 'express';
+import type { OpenStackDeps } from './index';
+
+export function glanceRouter(_deps: OpenStackDeps): Router {
+  return Router({ mergeParams: true });
+}

@@ -70,6 +70,10 @@ export function createNetworkService(db: Knex, quotaDefaults: quotas.QuotaLimits
     createNetwork(auth: AuthContext, name: string): Promise<Network> {
       return networks.create(db, { projectId: auth.project.id, name });
     },
+    async renameNetwork(auth: AuthContext, id: string, name: string): Promise<NetworkDetails> {
+      const [one] = await details([await networks.rename(db, (await getNetwork(auth, id)).id, name)]);
+      return one!;
+    },
     async deleteNetwork(auth: AuthContext, id: string): Promise<void> {
       await networks.remove(db, (await getNetwork(auth, id)).id);
     },
@@ -81,6 +85,9 @@ export function createNetworkService(db: Knex, quotaDefaults: quotas.QuotaLimits
     /** A subnet belongs to its network's project, whoever (an admin) created it. */
     createSubnet(network: Network, input: NewSubnet): Promise<Subnet> {
       return subnets.create(db, { ...input, networkId: network.id, projectId: network.projectId });
+    },
+    async renameSubnet(auth: AuthContext, id: string, name: string): Promise<Subnet> {
+      return subnets.rename(db, (await getSubnet(auth, id)).id, name);
     },
     async deleteSubnet(auth: AuthContext, id: string): Promise<void> {
       await subnets.remove(db, (await getSubnet(auth, id)).id);
@@ -107,6 +114,9 @@ export function createNetworkService(db: Knex, quotaDefaults: quotas.QuotaLimits
           ...(name !== undefined ? { name } : {}),
         });
       });
+    },
+    async renamePort(auth: AuthContext, id: string, name: string): Promise<Port> {
+      return ports.rename(db, (await getPort(auth, id)).id, name);
     },
     async deletePort(auth: AuthContext, portId: string): Promise<void> {
       const { id } = await getPort(auth, portId);

@@ -7,7 +7,7 @@
  *
  * What Stratus does not model is answered honestly: a filter on a value Stratus never has (a shared
  * or external network, a DOWN network, IPv6) lists nothing, and a create asking for one is a 400.
- * Networks, subnets and ports are not updatable (no PUT).
+ * An update (PUT) changes a name; other attributes only at the values Stratus has.
  */
 import { Router, type Request } from 'express';
 import { Conflict, DomainError, InvalidInput, NotFound } from '../../core/errors';
@@ -131,15 +131,50 @@ function wrapped(req: Request, key: string, known: readonly string[]): Record<st
   const body = (req.body as Record<string, unknown> | undefined)?.[key];
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest(`The body must be {"${key}": {…}}.`);
   const unknown = Object.keys(body).filter((k) => !known.includes(k));
-  if (unknown.length > 0) throw badRequest(`Unrecognized attribute(s) '${unknown.join(', ')}'`);
+  if (unknown.length > 0) throw badRequest(`Unrecognized attribute(s) '${unknown.join(', ')}' (not supported by Stratus here)`);
   return body as Record<string, unknown>;
 }
 
-/** An attribute Stratus supports only at its default: anything else is a 400 saying so. */
-function onlyDefault(body: Record<string, unknown>, key: string, value: unknown, why: string): void {
-  if (body[key] !== undefined && body[key] !== null && JSON.stringify(body[key]) !== JSON.stringify(value)) {
-    throw badRequest(`Invalid input for ${key}: ${why}`);
+/** Attributes Stratus supports only at their default value, and why. */
+type Defaults = ReadonlyArray<readonly [key: string, value: unknown, why: string]>;
+
+const NO_DESCRIPTION = ['description', '', 'Stratus keeps no description.'] as const;
+const NETWORK_DEFAULTS: Defaults = [
+  ['admin_state_up', true, 'Stratus networks are always up.'],
+  ['shared', false, 'Stratus networks belong to one project.'],
+  ['router:external', false, 'Stratus has no external networks.'],
+  ['port_security_enabled', false, 'Stratus has no port security.'],
+  NO_DESCRIPTION,
+];
+const SUBNET_DEFAULTS: Defaults = [
+  ['ip_version', 4, 'Stratus subnets are IPv4.'],
+  ['enable_dhcp', true, 'Stratus always serves DHCP on its subnets.'],
+  ['host_routes', [], 'Stratus keeps no host routes.'],
+  ['service_types', [], 'Stratus has no subnet service types.'],
+  ['subnetpool_id', null, 'Stratus has no subnet pools.'],
+  ['ipv6_ra_mode', null, 'Stratus subnets are IPv4.'],
+  ['ipv6_address_mode', null, 'Stratus subnets are IPv4.'],
+  NO_DESCRIPTION,
+];
+const PORT_DEFAULTS: Defaults = [
+  ['admin_state_up', true, 'Stratus ports are always up.'],
+  ['device_id', '', 'a port is bound by creating a server with it.'],
+  ['device_owner', '', 'a port is bound by creating a server with it.'],
+  ['security_groups', [], 'Stratus has no security groups.'],
+  ['port_security_enabled', false, 'Stratus has no port security.'],
+  NO_DESCRIPTION,
+];
+
+/**
+ * The body's wrapper object (`{"network": {…}}`) holding only `keys` and the `defaults`' keys, each
+ * of those at its default (else a 400 saying why; `null` stands for the default).
+ */
+function request(req: Request, key: string, keys: readonly string[], defaults: Defaults): Record<string, unknown> {
+  const body = wrapped(req, key, [...keys, ...defaults.map(([k]) => k)]);
+  for (const [k, value, why] of defaults) {
+    if (body[k] !== undefined && body[k] !== null && JSON.stringify(body[k]) !== JSON.stringify(value)) throw badRequest(`Invalid input for ${k}: ${why}`);
   }
+  return body;
 }
 
 function optionalString(body: Record<string, unknown>, key: string): string | undefined {
@@ -229,12 +264,7 @@ export function neutronRouter(deps: OpenStackDeps): Router {
   router.post('/networks', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const body = wrapped(req, 'network', ['name', 'admin_state_up', 'shared', 'router:external', 'project_id', 'tenant_id', 'description', 'port_security_enabled']);
-    onlyDefault(body, 'admin_state_up', true, 'Stratus networks are always up.');
-    onlyDefault(body, 'shared', false, 'Stratus networks belong to one project.');
-    onlyDefault(body, 'router:external', false, 'Stratus has no external networks.');
-    onlyDefault(body, 'port_security_enabled', false, 'Stratus has no port security.');
-    onlyDefault(body, 'description', '', 'Stratus keeps no description.');
+    const body = request(req, 'network', ['name', 'project_id', 'tenant_id'], NETWORK_DEFAULTS);
     ownProjectOnly(body, auth.project.id);
     const name = optionalString(body, 'name');
     if (!name) throw badRequest('Invalid input for name: Stratus networks need a name.');
@@ -244,6 +274,14 @@ export function neutronRouter(deps: OpenStackDeps): Router {
   });
   router.get('/networks/:id', async (req, res) => {
     res.json({ network: presentNetwork(await neutron('Network', () => net.showNetwork(callerOf(req), req.params.id as string))) });
+  });
+  router.put('/networks/:id', async (req, res) => {
+    const auth = callerOf(req);
+    requireWriter(auth);
+    const name = optionalString(request(req, 'network', ['name'], NETWORK_DEFAULTS), 'name');
+    const id = req.params.id as string;
+    const network = await neutron('Network', () => (name ? net.renameNetwork(auth, id, name) : net.showNetwork(auth, id)));
+    res.json({ network: presentNetwork(network) });
   });
   router.delete('/networks/:id', async (req, res) => {
     const auth = callerOf(req);
@@ -266,30 +304,12 @@ export function neutronRouter(deps: OpenStackDeps): Router {
   router.post('/subnets', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const body = wrapped(req, 'subnet', [
-      'name',
-      'network_id',
-      'cidr',
-      'ip_version',
-      'gateway_ip',
-      'allocation_pools',
-      'dns_nameservers',
-      'enable_dhcp',
-      'host_routes',
-      'project_id',
-      'tenant_id',
-      'description',
-      'subnetpool_id',
-      'ipv6_ra_mode',
-      'ipv6_address_mode',
-      'service_types',
-    ]);
-    onlyDefault(body, 'ip_version', 4, 'Stratus subnets are IPv4.');
-    onlyDefault(body, 'enable_dhcp', true, 'Stratus always serves DHCP on its subnets.');
-    onlyDefault(body, 'host_routes', [], 'Stratus keeps no host routes.');
-    onlyDefault(body, 'service_types', [], 'Stratus has no subnet service types.');
-    onlyDefault(body, 'description', '', 'Stratus keeps no description.');
-    for (const key of ['subnetpool_id', 'ipv6_ra_mode', 'ipv6_address_mode']) onlyDefault(body, key, null, 'Stratus has no subnet pools or IPv6.');
+    const body = request(
+      req,
+      'subnet',
+      ['name', 'network_id', 'cidr', 'gateway_ip', 'allocation_pools', 'dns_nameservers', 'project_id', 'tenant_id'],
+      SUBNET_DEFAULTS,
+    );
     if (typeof body.network_id !== 'string') throw badRequest('Invalid input for network_id: a network id is required.');
     if (typeof body.cidr !== 'string') throw badRequest('Invalid input for cidr: Stratus needs a CIDR (subnet pools are not supported).');
     const name = optionalString(body, 'name');
@@ -310,6 +330,14 @@ export function neutronRouter(deps: OpenStackDeps): Router {
   });
   router.get('/subnets/:id', async (req, res) => {
     const subnet = await neutron('Subnet', () => net.getSubnet(callerOf(req), req.params.id as string));
+    res.json({ subnet: presentSubnet(subnet) });
+  });
+  router.put('/subnets/:id', async (req, res) => {
+    const auth = callerOf(req);
+    requireWriter(auth);
+    const name = optionalString(request(req, 'subnet', ['name'], SUBNET_DEFAULTS), 'name');
+    const id = req.params.id as string;
+    const subnet = await neutron('Subnet', () => (name !== undefined ? net.renameSubnet(auth, id, name) : net.getSubnet(auth, id)));
     res.json({ subnet: presentSubnet(subnet) });
   });
   router.delete('/subnets/:id', async (req, res) => {
@@ -341,25 +369,7 @@ export function neutronRouter(deps: OpenStackDeps): Router {
   router.post('/ports', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const body = wrapped(req, 'port', [
-      'name',
-      'network_id',
-      'fixed_ips',
-      'admin_state_up',
-      'device_id',
-      'device_owner',
-      'project_id',
-      'tenant_id',
-      'description',
-      'security_groups',
-      'port_security_enabled',
-    ]);
-    onlyDefault(body, 'admin_state_up', true, 'Stratus ports are always up.');
-    onlyDefault(body, 'device_id', '', 'a port is bound by creating a server with it.');
-    onlyDefault(body, 'device_owner', '', 'a port is bound by creating a server with it.');
-    onlyDefault(body, 'description', '', 'Stratus keeps no description.');
-    onlyDefault(body, 'security_groups', [], 'Stratus has no security groups.');
-    onlyDefault(body, 'port_security_enabled', false, 'Stratus has no port security.');
+    const body = request(req, 'port', ['name', 'network_id', 'fixed_ips', 'project_id', 'tenant_id'], PORT_DEFAULTS);
     if (typeof body.network_id !== 'string') throw badRequest('Invalid input for network_id: a network id is required.');
     const networkId = body.network_id;
     const name = optionalString(body, 'name');
@@ -382,6 +392,14 @@ export function neutronRouter(deps: OpenStackDeps): Router {
   });
   router.get('/ports/:id', async (req, res) => {
     res.json({ port: presentPort(await neutron('Port', () => net.getPort(callerOf(req), req.params.id as string))) });
+  });
+  router.put('/ports/:id', async (req, res) => {
+    const auth = callerOf(req);
+    requireWriter(auth);
+    const name = optionalString(request(req, 'port', ['name'], PORT_DEFAULTS), 'name');
+    const id = req.params.id as string;
+    const port = await neutron('Port', () => (name !== undefined ? net.renamePort(auth, id, name) : net.getPort(auth, id)));
+    res.json({ port: presentPort(port) });
   });
   router.delete('/ports/:id', async (req, res) => {
     const auth = callerOf(req);

@@ -68,6 +68,16 @@ export function list(db: Queryable, page: PageRequest & { projectId?: string; fi
   return paginate(db, q, byCreation('networks'), page, toNetwork);
 }
 
+/** Renames the network. Throws NotFound, or Conflict when the project already has a network of that name. */
+export async function rename(db: Queryable, id: string, name: string): Promise<Network> {
+  if (!isUuid(id)) throw notFound(id);
+  const [row] = await atDbEdge<NetworkRow[]>(() => db('networks').where({ id }).update({ name }).returning(COLUMNS), {
+    networks_project_id_name_key: conflict('name', `the project already has a network named '${name}'`),
+  });
+  if (!row) throw notFound(id);
+  return toNetwork(row);
+}
+
 /**
  * Deletes the network with its subnets (cascade). Throws NotFound, or Conflict while ports exist on
  * it: the ports' foreign keys refuse the delete, so a port created meanwhile cannot be orphaned.

@@ -324,6 +324,14 @@ export async function setStatus(db: Queryable, portId: string, status: PortStatu
   return toPort(row);
 }
 
+/** Renames the port (its name is free-form). Throws NotFound. */
+export async function rename(db: Queryable, id: string, name: string): Promise<Port> {
+  if (!isUuid(id)) throw notFound(id);
+  const [row] = (await db('ports').where({ id }).update({ name }).returning(COLUMNS)) as PortRow[];
+  if (!row) throw notFound(id);
+  return toPort(row);
+}
+
 /** Deletes the port, freeing its address. Throws NotFound. */
 export async function remove(db: Queryable, id: string): Promise<void> {
   const count = isUuid(id) ? await db('ports').where({ id }).delete() : 0;

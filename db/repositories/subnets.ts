@@ -170,6 +170,14 @@ export function list(db: Queryable, page: PageRequest & { networkId?: string; pr
   return paginate(db, q, byCreation('subnets'), page, toSubnet);
 }
 
+/** Renames the subnet (its name is free-form). Throws NotFound. */
+export async function rename(db: Queryable, id: string, name: string): Promise<Subnet> {
+  if (!isUuid(id)) throw notFound(id);
+  const [row] = (await db('subnets').where({ id }).update({ name }).returning(COLUMNS)) as SubnetRow[];
+  if (!row) throw notFound(id);
+  return toSubnet(row);
+}
+
 /** Throws NotFound, or Conflict while ports hold addresses from it (their foreign key refuses the delete). */
 export async function remove(db: Queryable, id: string): Promise<void> {
   if (!isUuid(id)) throw notFound(id);

@@ -379,6 +379,26 @@ describe('Neutron v2.0', () => {
     expect(del.body.NeutronError.type).toBe('PortInUse');
   }, 90_000);
 
+  test('PUT renames networks, subnets and ports; other changes are refused readably', async () => {
+    const net = (await os('POST', '/networking/v2.0/networks', { body: { network: { name: 'old-net' } } })).body.network;
+    const sub = (await os('POST', '/networking/v2.0/subnets', { body: { subnet: { network_id: net.id, cidr: '10.33.0.0/24' } } })).body.subnet;
+    expect(sub.name).toBe('');
+    const port = (await os('POST', '/networking/v2.0/ports', { body: { port: { network_id: net.id } } })).body.port;
+    const renamed = await os('PUT', `/networking/v2.0/networks/${net.id}`, { body: { network: { name: 'new-net', admin_state_up: true } } });
+    expect(renamed.status).toBe(200);
+    expect(renamed.body.network).toMatchObject({ id: net.id, name: 'new-net', subnets: [sub.id] });
+    expect((await t.call('GET', `/v1/networks/${net.id}`, { token: v1 })).body.name).toBe('new-net');
+    expect((await os('PUT', `/networking/v2.0/subnets/${sub.id}`, { body: { subnet: { name: 'new-sub' } } })).body.subnet.name).toBe('new-sub');
+    expect((await os('PUT', `/networking/v2.0/ports/${port.id}`, { body: { port: { name: 'new-port' } } })).body.port.name).toBe('new-port');
+    expect((await os('GET', '/networking/v2.0/ports?name=new-port')).body.ports.map((p: any) => p.id)).toEqual([port.id]);
+    const refused = await os('PUT', `/networking/v2.0/subnets/${sub.id}`, { body: { subnet: { gateway_ip: '10.33.0.9' } } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.NeutronError.message).toContain('gateway_ip');
+    expect((await os('PUT', `/networking/v2.0/networks/${net.id}`, { body: { network: { shared: true } } })).status).toBe(400);
+    const clash = (await os('POST', '/networking/v2.0/networks', { body: { network: { name: 'other-net' } } })).body.network;
+    expect((await os('PUT', `/networking/v2.0/networks/${clash.id}`, { body: { network: { name: 'new-net' } } })).status).toBe(409);
+  });
+
   test('limit/marker with absolute *_links; a bad marker or limit is a 400', async () => {
     const ids: string[] = [];
     for (const n of [1, 2, 3]) ids.push((await os('POST', '/networking/v2.0/networks', { body: { network: { name: `pg-${n}` } } })).body.network.id);

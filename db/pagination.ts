@@ -45,6 +45,20 @@ export function decodeCursor(marker: string, arity: number): string[] {
   return values as string[];
 }
 
+/**
+ * The cursor that continues a list after the row `id` of `table` (the OpenStack APIs' `marker` is
+ * the last item's id), or null when there is no such row. The key values are read as text, as
+ * `paginate` reads them, so timestamps keep their microseconds.
+ */
+export async function cursorAfterRow(db: Queryable, table: string, keys: readonly KeyColumn[], id: string): Promise<string | null> {
+  const q = db(table).where(`${table}.id`, id).first();
+  keys.forEach((key, i) => {
+    q.select(db.raw('??::text as ??', [key.column, `__k${i}`]));
+  });
+  const row = (await q) as Record<string, unknown> | undefined;
+  return row ? encodeCursor(keys.map((_, i) => String(row[`__k${i}`]))) : null;
+}
+
 export function checkLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
     throw new InvalidInput(`limit must be an integer from 1 to ${MAX_PAGE_SIZE}`, [

@@ -190,6 +190,14 @@ export async function recordBuildFailure(db: Queryable, names: readonly string[]
   await db('hosts').whereIn('name', names).update({ last_build_failure_at: db.fn.now() });
 }
 
+/** The availability zone of each of the hosts `names` (one query); unknown hosts are absent. */
+export async function zonesOf(db: Queryable, names: readonly string[]): Promise<Map<string, string>> {
+  const wanted = [...new Set(names)];
+  if (wanted.length === 0) return new Map();
+  const rows = (await db('hosts').select('name', 'availability_zone').whereIn('name', wanted)) as Array<{ name: string; availability_zone: string }>;
+  return new Map(rows.map((row) => [row.name, row.availability_zone]));
+}
+
 /** Whether any registered host is in the zone. */
 export async function zoneExists(db: Queryable, zone: string): Promise<boolean> {
   return Boolean(await db('hosts').select('name').where({ availability_zone: zone }).first());

@@ -1,5 +1,6 @@
 /** Networks (Neutron): a project's L2 segment; subnets and ports hang off it. */
 import { Conflict, NotFound } from '../../core/errors';
+import { distinctUuids } from '../batch';
 import { atDbEdge, conflict, insertedRow, missing } from '../errors';
 import { isUuid, newId } from '../ids';
 import { byCreation, paginate } from '../pagination';
@@ -54,6 +55,14 @@ export async function get(db: Queryable, id: string): Promise<Network | null> {
   if (!isUuid(id)) return null;
   const row = (await db('networks').select(COLUMNS).where({ id }).first()) as NetworkRow | undefined;
   return row ? toNetwork(row) : null;
+}
+
+/** The networks of `ids` (a page's worth, in one query), by id; unknown ids are absent. */
+export async function getMany(db: Queryable, ids: readonly string[]): Promise<Map<string, Network>> {
+  const wanted = distinctUuids(ids);
+  if (wanted.length === 0) return new Map();
+  const rows = (await db('networks').select(COLUMNS).whereIn('id', wanted)) as NetworkRow[];
+  return new Map(rows.map((row) => [row.id, toNetwork(row)]));
 }
 
 /** Ordered by creation; `projectId` filters. */

@@ -6,6 +6,7 @@
  */
 import type { Knex } from 'knex';
 import { InvalidInput } from '../core/errors';
+import { isUuid } from './ids';
 import type { Page, PageRequest, Queryable } from './types';
 
 export const MAX_PAGE_SIZE = 1000;
@@ -45,20 +46,6 @@ export function decodeCursor(marker: string, arity: number): string[] {
   return values as string[];
 }
 
-/**
- * The cursor that continues a list after the row `id` of `table` (the OpenStack APIs' `marker` is
- * the last item's id), or null when there is no such row. The key values are read as text, as
- * `paginate` reads them, so timestamps keep their microseconds.
- */
-export async function cursorAfterRow(db: Queryable, table: string, keys: readonly KeyColumn[], id: string): Promise<string | null> {
-  const q = db(table).where(`${table}.id`, id).first();
-  keys.forEach((key, i) => {
-    q.select(db.raw('??::text as ??', [key.column, `__k${i}`]));
-  });
-  const row = (await q) as Record<string, unknown> | undefined;
-  return row ? encodeCursor(keys.map((_, i) => String(row[`__k${i}`]))) : null;
-}
-
 export function checkLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
     throw new InvalidInput(`limit must be an integer from 1 to ${MAX_PAGE_SIZE}`, [
@@ -66,6 +53,23 @@ export function checkLimit(limit: number): number {
     ]);
   }
   return limit;
+}
+
+/** The key values of the row `id` of `query` (its filters applied): where a page after that row starts. */
+async function keyValuesOf(db: Queryable, query: Knex.QueryBuilder, keys: readonly KeyColumn[], id: string): Promise<string[]> {
+  const idKey = keys.find((key) => key.type === 'uuid');
+  if (!idKey) throw new Error('a page after an id needs a uuid key column');
+  const row = isUuid(id)
+    ? ((await query
+        .clone()
+        .clearSelect()
+        .clearOrder()
+        .select(keys.map((key, i) => db.raw('??::text as ??', [key.column, `__k${i}`])))
+        .where(idKey.column, id)
+        .first()) as Record<string, unknown> | undefined)
+    : undefined;
+  if (!row) throw new InvalidInput(`marker ${id} not found`, [{ field: 'marker', message: 'no such item in this list' }]);
+  return keys.map((_, i) => String(row[`__k${i}`]));
 }
 
 /**
@@ -84,8 +88,8 @@ export async function paginate<Row, T>(
   keys.forEach((key, i) => {
     q.select(db.raw('??::text as ??', [key.column, `__k${i}`]));
   });
-  if (page.marker) {
-    const values = decodeCursor(page.marker, keys.length);
+  const values = page.afterId !== undefined ? await keyValuesOf(db, query, keys, page.afterId) : page.marker ? decodeCursor(page.marker, keys.length) : undefined;
+  if (values) {
     const columns = keys.map(() => '??').join(', ');
     const params = keys.map((key) => `?::${key.type}`).join(', ');
     q.whereRaw(`(${columns}) > (${params})`, [...keys.map((key) => key.column), ...values]);

@@ -111,17 +111,10 @@ export function createComputeService(db: Knex) {
 
     /**
      * The caller's servers (admins: every project's), optionally only one batch's members, or those
-     * whose name contains `nameContains` or in `status`. `afterId` (instead of a `marker` cursor)
-     * continues after that server, as OpenStack's `marker` does: 400 naming `field` if there is none.
+     * whose name contains `nameContains` or in `status`.
      */
-    async list(
-      auth: AuthContext,
-      page: PageRequest & Pick<servers.ServerListFilter, 'batchId' | 'nameContains' | 'status'> & { afterId?: { id: string; field: string } },
-    ): Promise<Page<ServerDetails>> {
-      const { afterId, ...rest } = page;
-      const marker = afterId ? await servers.cursorAfter(db, afterId.id) : rest.marker;
-      if (afterId && !marker) throw new InvalidInput(`marker [${afterId.id}] not found`, [{ field: afterId.field, message: 'no such server' }]);
-      const found = await servers.list(db, { ...rest, marker, ...listScope(auth) });
+    async list(auth: AuthContext, page: PageRequest & Pick<servers.ServerListFilter, 'batchId' | 'nameContains' | 'status'>): Promise<Page<ServerDetails>> {
+      const found = await servers.list(db, { ...page, ...listScope(auth) });
       return { items: await details(found.items), next: found.next };
     },
 

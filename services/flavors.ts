@@ -16,11 +16,11 @@ export function createFlavorService(db: Knex) {
       if (!flavor || (!flavor.isPublic && !hasRole(auth, 'admin'))) throw new NotFound(`flavor ${id} not found`);
       return flavor;
     },
-    /** `afterId` (instead of a `marker` cursor) continues after that flavor, as OpenStack's `marker` does: 400 naming `field` if there is none. */
-    async list(auth: AuthContext, page: PageRequest & { afterId?: { id: string; field: string } }): Promise<Page<Flavor>> {
+    /** `afterId` (OpenStack's marker) continues after that flavor: InvalidInput naming `marker` if there is none. */
+    async list(auth: AuthContext, page: PageRequest): Promise<Page<Flavor>> {
       const { afterId, ...rest } = page;
-      const marker = afterId ? await flavors.cursorAfter(db, afterId.id) : rest.marker;
-      if (afterId && !marker) throw new InvalidInput(`marker [${afterId.id}] not found`, [{ field: afterId.field, message: 'no such flavor' }]);
+      const marker = afterId !== undefined ? await flavors.cursorAfter(db, afterId) : rest.marker;
+      if (afterId !== undefined && !marker) throw new InvalidInput(`marker ${afterId} not found`, [{ field: 'marker', message: 'no such item in this list' }]);
       return flavors.list(db, { ...rest, marker, ...(hasRole(auth, 'admin') ? {} : { isPublic: true }) });
     },
     create(auth: AuthContext, input: NewFlavor): Promise<Flavor> {

@@ -201,7 +201,7 @@ export function novaRouter(deps: OpenStackDeps): Router {
   const publicUrl = deps.config.api.publicUrl;
   const router = Router({ mergeParams: true });
 
-  const marker = (page: OsPage) => (page.marker ? { afterId: { id: page.marker, field: 'query.marker' } } : {});
+  const marker = (page: OsPage) => (page.marker ? { afterId: page.marker } : {});
 
   /** `<collection>_links` when the repository says there is a next page. */
   const links = (req: Request, collection: string, items: Array<{ id: string }>, page: OsPage, next: string | null) => {

@@ -5,7 +5,7 @@
 import { Conflict, InvalidInput, NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow, missing } from '../errors';
 import { isUuid } from '../ids';
-import { byCreation, cursorAfterRow, paginate } from '../pagination';
+import { byCreation, paginate } from '../pagination';
 import type { Page, PageRequest, Queryable } from '../types';
 
 export const SERVER_STATUSES = ['BUILD', 'ACTIVE', 'SHUTOFF', 'ERROR', 'DELETED'] as const;
@@ -155,11 +155,6 @@ export async function create(db: Queryable, input: NewServer): Promise<Server> {
     );
     return toServer(insertedRow(rows));
   });
-}
-
-/** The list cursor that continues after server `id` (DELETED ones included); null when there never was one. */
-export async function cursorAfter(db: Queryable, id: string): Promise<string | null> {
-  return isUuid(id) ? cursorAfterRow(db, 'servers', byCreation('servers'), id) : null;
 }
 
 /** The server, DELETED ones included; null when there never was one. */

@@ -309,7 +309,7 @@ describe('servers', () => {
     expect(second.body).not.toHaveProperty('servers_links');
 
     const badMarker = await nova('GET', '/compute/v2.1/servers/detail?marker=00000000-0000-4000-8000-000000000000');
-    expect(badMarker.body).toEqual({ badRequest: { code: 400, message: 'marker [00000000-0000-4000-8000-000000000000] not found' } });
+    expect(badMarker.body).toEqual({ badRequest: { code: 400, message: 'marker 00000000-0000-4000-8000-000000000000 not found' } });
 
     for (const id of ids) expect((await nova('DELETE', `/compute/v2.1/servers/${id}`)).status).toBe(204);
     for (const id of ids) await waitGone(t, admin, id);

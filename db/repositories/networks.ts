@@ -57,14 +57,6 @@ export async function get(db: Queryable, id: string): Promise<Network | null> {
   return row ? toNetwork(row) : null;
 }
 
-/** The networks of `ids` (a page's worth, in one query), by id; unknown ids are absent. */
-export async function getMany(db: Queryable, ids: readonly string[]): Promise<Map<string, Network>> {
-  const wanted = distinctUuids(ids);
-  if (wanted.length === 0) return new Map();
-  const rows = (await db('networks').select(COLUMNS).whereIn('id', wanted)) as NetworkRow[];
-  return new Map(rows.map((row) => [row.id, toNetwork(row)]));
-}
-
 /** Ordered by creation; `projectId` filters. */
 export function list(db: Queryable, page: PageRequest & { projectId?: string }): Promise<Page<Network>> {
   if (page.projectId !== undefined && !isUuid(page.projectId)) return Promise.resolve({ items: [], next: null });
@@ -88,3 +80,11 @@ export async function remove(db: Queryable, id: string): Promise<void> {
 }
 
 export { remove as delete };
+
+/** The networks of `ids` (a page's worth, in one query), by id; unknown ids are absent. */
+export async function getMany(db: Queryable, ids: readonly string[]): Promise<Map<string, Network>> {
+  const wanted = distinctUuids(ids);
+  if (wanted.length === 0) return new Map();
+  const rows = (await db('networks').select(COLUMNS).whereIn('id', wanted)) as NetworkRow[];
+  return new Map(rows.map((row) => [row.id, toNetwork(row)]));
+}

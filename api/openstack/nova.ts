@@ -342,6 +342,35 @@ export function novaRouter(deps: OpenStackDeps): Router {
     res.json({ [network]: addresses[network] });
   });
 
+  // Stratus has no security groups: nothing filters a server's traffic, and none is listed.
+  router.get('/servers/:server_id/os-security-groups', async (req, res) => {
+    await compute.get(callerOf(req), param(req, 'server_id'));
+    res.json({ security_groups: [] });
+  });
+
+  /** The server's ports (Neutron's), as Nova's interface attachments. */
+  router.get('/servers/:server_id/os-interface', async (req, res) => {
+    const d = await compute.show(callerOf(req), param(req, 'server_id'));
+    res.json({
+      interfaceAttachments: d.ports.map((p) => ({
+        port_id: p.id,
+        net_id: p.networkId,
+        mac_addr: p.mac,
+        port_state: p.status,
+        fixed_ips: [{ subnet_id: p.subnetId, ip_address: p.fixedIp }],
+      })),
+    });
+  });
+
+  // ---- key pairs: Stratus has none (key_name on a create is accepted and not applied) ----
+
+  router.get('/os-keypairs', (_req, res) => {
+    res.json({ keypairs: [] });
+  });
+  router.get('/os-keypairs/:name', (req) => {
+    throw new OpenStackError(404, `Keypair ${param(req, 'name')} not found for user ${callerOf(req).user.id} (Stratus has no key pairs).`);
+  });
+
   // ---- volume attachments ----
 
   router.get('/servers/:server_id/os-volume_attachments', async (req, res) => {

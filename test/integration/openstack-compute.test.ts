@@ -179,6 +179,12 @@ describe('servers', () => {
     expect(v1.body).toMatchObject({ status: 'ACTIVE', name: 'vm-bdm' });
     expect(v1.body.volumes_attached.map((v: any) => v.id).sort()).toEqual([...attached].sort());
 
+    const interfaces = (await nova('GET', `/compute/v2.1/servers/${id}/os-interface`)).body.interfaceAttachments;
+    expect(interfaces).toEqual([
+      expect.objectContaining({ net_id: net.networkId, mac_addr: s.addresses[nets[0]!][0]['OS-EXT-IPS-MAC:mac_addr'], fixed_ips: [expect.objectContaining({ ip_address: s.addresses[nets[0]!][0].addr })] }),
+    ]);
+    expect((await nova('GET', `/compute/v2.1/servers/${id}/os-security-groups`)).body).toEqual({ security_groups: [] });
+
     // Instance actions: the operations, request_id = operation id.
     const actions = await nova('GET', `/compute/v2.1/servers/${id}/os-instance-actions`);
     expect(actions.body.instanceActions).toEqual([expect.objectContaining({ action: 'create', request_id: opId, instance_uuid: id, message: null })]);
@@ -396,6 +402,13 @@ describe('errors, in Nova shapes', () => {
     await nova('DELETE', `/compute/v2.1/servers/${id}`);
     await waitGone(t, admin, id);
   }, 120_000);
+
+  test('key pairs: none, and a name is a 404 the CLI reports', async () => {
+    expect((await nova('GET', '/compute/v2.1/os-keypairs')).body).toEqual({ keypairs: [] });
+    const res = await nova('GET', '/compute/v2.1/os-keypairs/mykey');
+    expect(res.status).toBe(404);
+    expect(res.body.itemNotFound.message).toContain('Keypair mykey not found');
+  });
 
   test('a microversion above 2.1 is a 406; a malformed body a 400', async () => {
     const res = await nova('GET', '/compute/v2.1/servers', { headers: { 'openstack-api-version': 'compute 2.47' } });

@@ -132,6 +132,9 @@ export function createComputeService(db: Knex) {
       return { networkNames: new Map([...nets.values()].map((n) => [n.id, n.name])), hostZones: zones, launchedAt: launched };
     },
 
+    /** The availability zones servers can be placed in, each with its hosts (Nova's os-availability-zone). */
+    availabilityZones: () => hosts.zones(db),
+
     /** Every operation on the caller's server, oldest first. */
     async operationsOf(auth: AuthContext, serverId: string): Promise<operations.Operation[]> {
       const server = await get(auth, serverId);

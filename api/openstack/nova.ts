@@ -13,6 +13,7 @@ import { Router, type Request, type Response } from 'express';
 import { DomainError, NotFound } from '../../core/errors';
 import { createComputeService, readServerConsole, type CreateServerBody, type ServerDetails } from '../../services/compute';
 import { createFlavorService } from '../../services/flavors';
+import { hasRole } from '../../services/identity';
 import { callerOf } from '../auth';
 import { storedProgress } from '../operations';
 import { serverCommands } from '../server-commands';
@@ -361,6 +362,24 @@ export function novaRouter(deps: OpenStackDeps): Router {
       })),
     });
   });
+
+  // ---- availability zones: the zones of the hosts; a zone is available while one of its hosts is up and enabled ----
+
+  const zonesView = (detail: boolean) => async (req: Request, res: Response) => {
+    const admin = detail && hasRole(callerOf(req), 'admin');
+    const zones = await compute.availabilityZones();
+    res.json({
+      availabilityZoneInfo: zones.map(({ zone, hosts }) => ({
+        zoneName: zone,
+        zoneState: { available: hosts.some((h) => h.status === 'up' && h.enabled) },
+        hosts: admin
+          ? Object.fromEntries(hosts.map((h) => [h.name, { 'nova-compute': { available: h.status === 'up', active: h.enabled, updated_at: isoMicros(h.lastSeenAt) } }]))
+          : null,
+      })),
+    });
+  };
+  router.get('/os-availability-zone', zonesView(false));
+  router.get('/os-availability-zone/detail', zonesView(true));
 
   // ---- key pairs: Stratus has none (key_name on a create is accepted and not applied) ----
 

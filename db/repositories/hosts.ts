@@ -198,6 +198,20 @@ export async function zonesOf(db: Queryable, names: readonly string[]): Promise<
   return new Map(rows.map((row) => [row.name, row.availability_zone]));
 }
 
+/** Each availability zone with its hosts (name, status, enabled, last heartbeat), zones and hosts by name. */
+export async function zones(db: Queryable): Promise<Array<{ zone: string; hosts: Array<Pick<Host, 'name' | 'status' | 'enabled' | 'lastSeenAt'>> }>> {
+  const rows = (await db('hosts').select('name', 'status', 'enabled', 'last_seen_at', 'availability_zone').orderBy(['availability_zone', 'name'])) as Array<
+    Pick<HostRow, 'name' | 'status' | 'enabled' | 'last_seen_at' | 'availability_zone'>
+  >;
+  const by = new Map<string, Array<Pick<Host, 'name' | 'status' | 'enabled' | 'lastSeenAt'>>>();
+  for (const r of rows) {
+    const list = by.get(r.availability_zone) ?? [];
+    list.push({ name: r.name, status: r.status, enabled: r.enabled, lastSeenAt: r.last_seen_at });
+    by.set(r.availability_zone, list);
+  }
+  return [...by].map(([zone, hosts]) => ({ zone, hosts }));
+}
+
 /** Whether any registered host is in the zone. */
 export async function zoneExists(db: Queryable, zone: string): Promise<boolean> {
   return Boolean(await db('hosts').select('name').where({ availability_zone: zone }).first());

@@ -403,6 +403,14 @@ describe('errors, in Nova shapes', () => {
     await waitGone(t, admin, id);
   }, 120_000);
 
+  test('availability zones: the hosts\' zones, with hosts in the admin detail', async () => {
+    const zones = (await nova('GET', '/compute/v2.1/os-availability-zone')).body.availabilityZoneInfo;
+    expect(zones.length).toBeGreaterThan(0);
+    expect(zones[0]).toMatchObject({ zoneName: expect.any(String), zoneState: { available: true }, hosts: null });
+    const detail = (await nova('GET', '/compute/v2.1/os-availability-zone/detail')).body.availabilityZoneInfo;
+    expect(Object.keys(detail[0].hosts)).toContain(t.config.host.name);
+  });
+
   test('key pairs: none, and a name is a 404 the CLI reports', async () => {
     expect((await nova('GET', '/compute/v2.1/os-keypairs')).body).toEqual({ keypairs: [] });
     const res = await nova('GET', '/compute/v2.1/os-keypairs/mykey');

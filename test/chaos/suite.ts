@@ -1,13 +1,12 @@
 /**
  * The chaos suite (issue 7): with 30 creates in flight, one fault per scenario, against a cloud of
- * separate processes (test/chaos/cluster.ts). Prints a table and exits 1 unless every scenario meets
- * the done-criteria: 0 servers stuck in BUILD once converged, 0 duplicates, 0 leaked ports / IPs /
- * volumes / claims / domains / disks / workflows / operations (a dead host's disks may wait in the
- * leftovers ledger, and must be gone once it returns), and nothing left after the servers are deleted.
+ * separate processes (test/chaos/cluster.ts). A scenario passes when it meets the done-criteria: 0
+ * servers stuck in BUILD once converged, 0 duplicates, 0 leaked ports / IPs / volumes / claims /
+ * domains / disks / workflows / operations (a dead host's disks may wait in the leftovers ledger, and
+ * must be gone once it returns), and nothing left after the servers are deleted.
  *
- *   npm run test:chaos                       every scenario
- *   npm run test:chaos -- conductor api      some of them (keys below)
- *   STRATUS_CHAOS_SERVERS=10 STRATUS_CHAOS_CONVERGE_S=120 npm run test:chaos
+ * Run by `npm test` (test/chaos/chaos.test.ts, one jest test per scenario) and, for a developer, by
+ * `npm run test:chaos [-- <keys>]` (test/chaos/run.ts); both drive the same ChaosSuite below.
  *
  * "Stuck" is measured honestly but not after 3 minutes: a scenario must converge (every server ACTIVE
  * or ERROR, no task running) within STRATUS_CHAOS_CONVERGE_S (default 90 s) after its fault ended;
@@ -99,7 +98,9 @@ const scenarios: Scenario[] = [
   },
 ];
 
-interface Row {
+const UP_TITLE = 'whole `stratus up` SIGKILL, restarted on its data dir';
+
+export interface Row {
   scenario: string;
   census: Census;
   convergeS: number | null;
@@ -110,42 +111,85 @@ interface Row {
   problems: string[];
 }
 
-async function main(): Promise<void> {
-  const only = process.argv.slice(2);
-  const log = createLogger(process.env.STRATUS_CHAOS_LOG_LEVEL ?? 'silent');
-  const baseDir = path.join(os.tmpdir(), 'stratus-chaos');
-  const cluster = new ChaosCluster(log, baseDir);
-  const rows: Row[] = [];
-  const started = Date.now();
-  let hv: Hypervisor | undefined;
-  let db: Knex | undefined;
-  try {
-    hv = await openHypervisor(LIBVIRT_URI).catch((err: Error) => {
+/** Every scenario's key, in the order they run (the whole-`up` scenario last, with its own cloud). */
+export const SCENARIOS: Array<{ key: string; title: string }> = [...scenarios.map(({ key, title }) => ({ key, title })), { key: 'up', title: UP_TITLE }];
+export const SCENARIO_KEYS: string[] = SCENARIOS.map((s) => s.key);
+
+/**
+ * Runs scenarios one at a time and keeps their rows. The cloud of separate processes starts with the
+ * first scenario that needs it and stops before the whole-`up` scenario (which brings its own), so the
+ * two never compete for the machine's cores.
+ */
+export class ChaosSuite {
+  readonly rows: Row[] = [];
+  private readonly log = createLogger(process.env.STRATUS_CHAOS_LOG_LEVEL ?? 'silent');
+  private readonly baseDir = path.join(os.tmpdir(), 'stratus-chaos');
+  private readonly cluster = new ChaosCluster(this.log, this.baseDir);
+  private readonly started = Date.now();
+  private hv: Hypervisor | undefined;
+  private db: Knex | undefined;
+  private env: Env | undefined;
+  private clusterStopped = false;
+
+  /** Where every process's log of this run is kept (removed by stop() when every scenario passed). */
+  get logDir(): string {
+    return this.cluster.dir;
+  }
+
+  async run(key: string): Promise<Row> {
+    if (!SCENARIO_KEYS.includes(key)) throw new Error(`no chaos scenario "${key}" (known: ${SCENARIO_KEYS.join(', ')})`);
+    const hv = await this.hypervisor();
+    let row: Row;
+    if (key === 'up') {
+      await this.stopCluster();
+      row = await runUpScenario(this.log, this.baseDir, hv);
+    } else {
+      if (this.clusterStopped) throw new Error(`chaos: scenario "${key}" after the whole-up scenario (the cloud of separate processes is stopped)`);
+      const env = this.env ?? (await this.startCluster(hv));
+      row = await runScenario(scenarios.find((s) => s.key === key)!, env, [this.cluster.poolName('h1'), this.cluster.poolName('h2')], this.cluster.poolName('h1'));
+    }
+    this.rows.push(row);
+    return row;
+  }
+
+  /** The table of every scenario run so far (markdown, as in the README). */
+  table(): string {
+    return formatTable(this.rows, (Date.now() - this.started) / 1000);
+  }
+
+  get failed(): Row[] {
+    return this.rows.filter((r) => r.problems.length > 0);
+  }
+
+  /** Stops everything; the logs are removed unless a scenario failed. */
+  async stop(): Promise<void> {
+    await this.stopCluster();
+    await this.hv?.close();
+    this.hv = undefined;
+    if (this.failed.length === 0) fs.rmSync(this.cluster.dir, { recursive: true, force: true });
+  }
+
+  private async hypervisor(): Promise<Hypervisor> {
+    this.hv ??= await openHypervisor(LIBVIRT_URI).catch((err: Error) => {
       throw new Error(`chaos needs libvirtd's test driver at ${LIBVIRT_URI} (scripts/setup-qemu.sh starts libvirtd): ${err.message}`);
     });
-    const wanted = scenarios.filter((s) => only.length === 0 || only.includes(s.key));
-    if (wanted.length > 0) {
-      process.stderr.write(`chaos: starting the cloud (${cluster.dir})\n`);
-      await cluster.start();
-      db = knex({ client: 'pg', connection: cluster.directDatabaseUrl, pool: { min: 0, max: 4 } });
-      const api = { baseUrl: cluster.apiUrl, call: apiCaller(cluster.apiUrl) };
-      const env = await prepare(cluster, api, cluster.adminPassword, db, hv);
-      for (const scenario of wanted) rows.push(await runScenario(scenario, env, [cluster.poolName('h1'), cluster.poolName('h2')], cluster.poolName('h1')));
-    }
-    if (only.length === 0 || only.includes('up')) rows.push(await runUpScenario(log, baseDir, hv));
-  } finally {
-    await db?.destroy();
-    await cluster.stop().catch((err: Error) => process.stderr.write(`chaos: stopping the cloud: ${err.message}\n`));
-    await hv?.close();
+    return this.hv;
   }
-  printTable(rows, (Date.now() - started) / 1000);
-  const failed = rows.filter((r) => r.problems.length > 0);
-  if (failed.length > 0) {
-    for (const r of failed) process.stdout.write(`FAIL ${r.scenario}: ${r.problems.join('; ')}\n`);
-    process.stdout.write(`logs: ${cluster.dir}\n`);
-    process.exitCode = 1;
-  } else {
-    fs.rmSync(cluster.dir, { recursive: true, force: true });
+
+  private async startCluster(hv: Hypervisor): Promise<Env> {
+    process.stderr.write(`chaos: starting the cloud (${this.cluster.dir})\n`);
+    await this.cluster.start();
+    this.db = knex({ client: 'pg', connection: this.cluster.directDatabaseUrl, pool: { min: 0, max: 4 } });
+    const api = { baseUrl: this.cluster.apiUrl, call: apiCaller(this.cluster.apiUrl) };
+    this.env = await prepare(this.cluster, api, this.cluster.adminPassword, this.db, hv);
+    return this.env;
+  }
+
+  private async stopCluster(): Promise<void> {
+    if (this.clusterStopped) return;
+    this.clusterStopped = true;
+    await this.db?.destroy();
+    await this.cluster.stop().catch((err: Error) => process.stderr.write(`chaos: stopping the cloud: ${err.message}\n`));
   }
 }
 
@@ -299,7 +343,6 @@ async function waitUntil(count: () => Promise<number>, timeoutMs: number, stable
  * PostgreSQL (DATABASE_URL) so this process can count rows while `up` runs.
  */
 async function runUpScenario(log: ReturnType<typeof createLogger>, baseDir: string, hv: Hypervisor): Promise<Row> {
-  const title = 'whole `stratus up` SIGKILL, restarted on its data dir';
   const sidecar = new ChaosCluster(log, baseDir); // for its database (and the census's Temporal address) only
   const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
   sidecar.temporalPort = temporalPort;
@@ -337,7 +380,7 @@ async function runUpScenario(log: ReturnType<typeof createLogger>, baseDir: stri
     return await runScenario(
       {
         key: 'up',
-        title,
+        title: UP_TITLE,
         async fault() {
           killGroup(up.child, 'SIGKILL');
           await up.exited;
@@ -359,7 +402,7 @@ async function runUpScenario(log: ReturnType<typeof createLogger>, baseDir: stri
   }
 }
 
-function printTable(rows: Row[], seconds: number): void {
+function formatTable(rows: Row[], seconds: number): string {
   const head = ['fault', 'ACTIVE', 'ERROR', 'stuck', 'dup', 'converged s', 'ports', 'IPs', 'volumes', 'claims', 'domains', 'disks', 'workflows', 'ops running', 'ledger', 'after delete'];
   const lines = rows.map((r) => {
     const c = r.census;
@@ -383,18 +426,11 @@ function printTable(rows: Row[], seconds: number): void {
     ].map(String);
   });
   const out = [
-    '',
     `Chaos: ${SERVERS} creates in flight per fault (separate api / conductor / 2 agents, PostgreSQL, Temporal dev server); leaked = held by no ACTIVE server; converged = every server ACTIVE or ERROR (bound ${CONVERGE_S} s after the fault)`,
     `| ${head.join(' | ')} |`,
     `|${head.map(() => '---').join('|')}|`,
     ...lines.map((l) => `| ${l.join(' | ')} |`),
     `total ${seconds.toFixed(0)} s`,
-    '',
   ];
-  process.stdout.write(out.join('\n'));
+  return out.join('\n');
 }
-
-main().catch((err: unknown) => {
-  process.stderr.write(`chaos: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});

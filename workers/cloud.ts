@@ -24,7 +24,8 @@ import { openHypervisor } from '../libvirt';
 import { createIdentityService } from '../services/identity';
 import { connectTemporal, ensureNamespaceAndSearchAttributes } from '../temporal/connection';
 import { assertPortFree } from '../core/ports';
-import { startEmbeddedDevServer } from '../temporal/dev-server';
+import { resolveTemporalCli } from '../temporal/binary';
+import { DEV_SERVER_HOST, devServerPaths, startEmbeddedDevServer } from '../temporal/dev-server';
 import { createHostAgent } from './agent';
 import { bundleWorkflows, createConductorWorker, startReconciler } from './conductor';
 import { close, listen } from './http';
@@ -115,8 +116,25 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
 
   try {
     fs.mkdirSync(config.dataDir, { recursive: true });
-    // Fail in a second, not after everything else started, when the API port is taken.
+    // Fail in a second, not after everything else started (PGlite's initdb, the workflow bundle: 10-20 s
+    // on a busy machine), when the API port is taken, the embedded Temporal server has no binary or
+    // its ports are taken, or libvirt does not open: the same one-line errors, checked first.
     if (runs.api) await assertPortFree(config.api.host, config.api.port, 'STRATUS_API_PORT');
+    if (!config.temporal.address) {
+      resolveTemporalCli(config);
+      // A dev server left by a killed `up` holds the ports: startDevServer reaps it (its pid file) first.
+      if (!fs.existsSync(devServerPaths(config.dataDir).pidFile)) {
+        await assertPortFree(DEV_SERVER_HOST, config.temporal.port, 'TEMPORAL_PORT');
+        await assertPortFree(DEV_SERVER_HOST, config.temporal.uiPort, 'TEMPORAL_UI_PORT');
+      }
+    }
+    const hypervisor = runs.agent
+      ? await openHypervisor(config.host.libvirtUri).catch((err: Error) => {
+          if (err instanceof MissingDependency) throw err;
+          throw new MissingDependency(`libvirt: ${err.message}: check STRATUS_LIBVIRT_URI (default test:///default)`);
+        })
+      : undefined;
+    if (hypervisor) stack.add('hypervisor', () => hypervisor.close());
 
     // 1. In parallel: Temporal (the embedded dev server, or the cluster at TEMPORAL_ADDRESS), the
     //    database (api and conductor only: host agents hold no database credentials), and the
@@ -185,12 +203,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
 
     // 3. Host agent.
     let agentReady: Promise<void> = Promise.resolve();
-    if (runs.agent) {
-      const hypervisor = await openHypervisor(config.host.libvirtUri).catch((err: Error) => {
-        if (err instanceof MissingDependency) throw err;
-        throw new MissingDependency(`libvirt: ${err.message}: check STRATUS_LIBVIRT_URI (default test:///default)`);
-      });
-      stack.add('hypervisor', () => hypervisor.close());
+    if (hypervisor) {
       const agent = await createHostAgent({
         connection: native,
         client,

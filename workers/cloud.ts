@@ -97,6 +97,8 @@ export interface StartOptions {
   faults?: FaultPlan;
   /** `up` without its host agent (tests that bring their own hosts: test/support/hosts.ts). Default true. */
   agent?: boolean;
+  /** A workflow bundle built beforehand (tests build one per run); by default the conductor bundles workflows/ itself. */
+  workflowBundle?: { code: string };
 }
 
 export async function startCloud(role: Role, config: Config, log: Logger, options: StartOptions = {}): Promise<RunningCloud> {
@@ -159,7 +161,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
     const [address, db, workflowBundle] = await allOrFirstError([
       startTemporal(),
       startDatabase(),
-      runs.conductor ? bundleWorkflows(log) : Promise.resolve(undefined),
+      runs.conductor ? (options.workflowBundle ? Promise.resolve(options.workflowBundle) : bundleWorkflows(log)) : Promise.resolve(undefined),
     ] as const);
 
     const { connection, client } = await connectTemporal(address, config.temporal.namespace);

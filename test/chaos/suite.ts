@@ -372,12 +372,13 @@ async function runUpScenario(log: ReturnType<typeof createLogger>, baseDir: stri
   if (process.env.TEMPORAL_CLI_PATH) env.TEMPORAL_CLI_PATH = process.env.TEMPORAL_CLI_PATH;
   const logFile = path.join(sidecar.dir, 'up.log');
   let up: RoleProcess = spawnStratus('up', env, logFile, 'up');
+  let passed = false;
   const db = knex({ client: 'pg', connection: sidecar.directDatabaseUrl, pool: { min: 0, max: 4 } });
   try {
     await waitReady(up, logFile, 120_000);
     const api = { baseUrl: `http://127.0.0.1:${apiPort}`, call: apiCaller(`http://127.0.0.1:${apiPort}`) };
     const e = await prepare(sidecar, api, sidecar.adminPassword, db, hv);
-    return await runScenario(
+    const row = await runScenario(
       {
         key: 'up',
         title: UP_TITLE,
@@ -392,6 +393,9 @@ async function runUpScenario(log: ReturnType<typeof createLogger>, baseDir: stri
       [pool],
       pool,
     );
+    passed = row.problems.length === 0;
+    if (!passed) process.stderr.write(`chaos: up: logs in ${sidecar.dir}\n`);
+    return row;
   } finally {
     killGroup(up.child, 'SIGTERM');
     const timer = setTimeout(() => killGroup(up.child, 'SIGKILL'), 10_000);
@@ -399,6 +403,7 @@ async function runUpScenario(log: ReturnType<typeof createLogger>, baseDir: stri
     clearTimeout(timer);
     await db.destroy();
     await sidecar.stop();
+    if (passed) fs.rmSync(sidecar.dir, { recursive: true, force: true }); // its logs stay when the scenario failed
   }
 }
 

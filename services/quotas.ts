@@ -6,11 +6,8 @@
  * no-op when the API did) and the quota repository enforces the limits.
  */
 import type { Knex } from 'knex';
-import { NotFound } from '../core/errors';
-import * as projects from '../db/repositories/projects';
 import * as quotas from '../db/repositories/quotas';
-import { requireAdmin, type AuthContext } from './identity';
-import { canSee } from './visibility';
+import { requireAdmin, type AuthContext, type IdentityService } from './identity';
 
 export type QuotaAmounts = quotas.QuotaAmounts;
 export type QuotaLimits = quotas.QuotaLimits;
@@ -40,21 +37,18 @@ export function volumeQuotaAmounts(sizeGb: number): QuotaAmounts {
   return { volumes: 1, volume_gb: sizeGb };
 }
 
-export function createQuotaService(db: Knex, defaults: QuotaLimits) {
-  /** The project, when it exists and `auth` may see it (its own project, or any for admins); else NotFound. */
-  async function visibleProject(auth: AuthContext, projectId: string): Promise<void> {
-    if (!canSee(auth, projectId) || !(await projects.getById(db, projectId))) throw new NotFound(`project ${projectId} not found`);
-  }
+/** `identity` answers which projects a caller sees (its own; every one for admins): another's is not found. */
+export function createQuotaService(db: Knex, defaults: QuotaLimits, identity: IdentityService) {
   return {
     /** A project's limit, used and reserved amount per resource: members see their own project's. */
     async report(auth: AuthContext, projectId: string): Promise<QuotaReport> {
-      await visibleProject(auth, projectId);
+      await identity.getProject(auth, projectId);
       return quotas.report(db, projectId, defaults);
     },
     /** Sets a project's limits (admins only); the resources not named keep theirs. */
     async setLimits(auth: AuthContext, projectId: string, limits: QuotaAmounts): Promise<QuotaReport> {
       requireAdmin(auth);
-      await visibleProject(auth, projectId);
+      await identity.getProject(auth, projectId);
       await quotas.setLimits(db, projectId, limits);
       return quotas.report(db, projectId, defaults);
     },

@@ -9,7 +9,7 @@ import { authenticate, callerOf } from '../auth';
 const present = (projectId: string, report: QuotaReport): components['schemas']['Quota'] => ({ project_id: projectId, ...report });
 
 export function quotasRouter({ db, identity, defaults }: { db: Knex; identity: IdentityService; defaults: QuotaLimits }): Router {
-  const service = createQuotaService(db, defaults);
+  const service = createQuotaService(db, defaults, identity);
   const router = Router();
   router.use('/v1/projects/:project_id/quota', authenticate(identity));
 

@@ -229,7 +229,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
     }
 
     // Metrics on a port of their own (any role; `up` and `api` also serve them on the API's /metrics).
-    if (db && runs.conductor) (await import('./metrics')).collectFromDatabase(db);
+    if (db && runs.conductor) (await import('../services/hosts')).collectHostGauges(db);
     if (config.metricsPort !== undefined) {
       const metricsServer = await serveMetrics(config.api.host, config.metricsPort);
       stack.add('metrics endpoint', () => close(metricsServer));

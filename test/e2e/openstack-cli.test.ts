@@ -163,12 +163,13 @@ describe('server lifecycle', () => {
     expect(JSON.stringify(list.find((s: any) => s.ID === id).Networks)).toContain(networkName);
 
     const shown = await cli.json(['server', 'show', 'cli-vm']);
-    expect(shown).toMatchObject({ id, name: 'cli-vm', status: 'ACTIVE', power_state: 'Running' });
+    // -f json keeps Nova's key and number (the table shows "Running").
+    expect(shown).toMatchObject({ id, name: 'cli-vm', status: 'ACTIVE', 'OS-EXT-STS:power_state': 1, 'OS-EXT-STS:vm_state': 'active' });
     expect(JSON.stringify(shown.addresses)).toMatch(/10\.78\.0\.\d+/);
 
     await cli.ok(['server', 'stop', 'cli-vm']);
     await until('cli-vm SHUTOFF', () => v1(`/v1/servers/${id}`), (s) => s.status === 'SHUTOFF' && s.task_state === null);
-    expect(await cli.json(['server', 'show', 'cli-vm'])).toMatchObject({ status: 'SHUTOFF', power_state: 'Shutdown' });
+    expect(await cli.json(['server', 'show', 'cli-vm'])).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:power_state': 4, 'OS-EXT-STS:vm_state': 'stopped' });
 
     await cli.ok(['server', 'start', 'cli-vm']);
     await until('cli-vm ACTIVE', () => v1(`/v1/servers/${id}`), (s) => s.status === 'ACTIVE' && s.task_state === null);
@@ -186,9 +187,9 @@ describe('server lifecycle', () => {
     expect(inUse).toMatchObject({ status: 'in-use' });
     expect(inUse.attachments).toEqual([expect.objectContaining({ server_id: id, device: '/dev/vdb' })]);
     const volumes = await cli.json(['volume', 'list']);
-    // -f json gives the attachments themselves (the table form names the server through Nova).
+    // -f json gives the attachments themselves; the table names the server (through Nova's servers/detail).
     expect(volumes.find((v: any) => v.ID === vol.id)['Attached to']).toEqual([expect.objectContaining({ server_id: id, device: '/dev/vdb' })]);
-    expect(await cli.ok(['volume', 'list', '-f', 'value', '-c', 'Attached to'])).toContain('Attached to cli-vm on /dev/vdb');
+    expect(await cli.ok(['volume', 'list', '-f', 'table', '-c', 'Name', '-c', 'Attached to'])).toContain('Attached to cli-vm on /dev/vdb');
 
     await cli.ok(['server', 'remove', 'volume', 'cli-vm', 'cli-data']);
     await until('cli-data available again', () => v1(`/v1/volumes/${vol.id}`), (v) => v.status === 'available');

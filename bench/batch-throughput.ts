@@ -12,16 +12,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
 import { freePort } from '../core/ports';
 import { startCloud } from '../workers/cloud';
-import { jsonCaller } from './http';
+import { freshPostgres, jsonCaller, seedServerTemplate } from './http';
 
 const { values: args } = parseArgs({
   options: {
@@ -40,23 +38,6 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 }
 
-async function freshPostgres(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const admin = process.env.STRATUS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const name = `stratus_bench_${randomBytes(4).toString('hex')}`;
-  const run = async (sql: string) => {
-    const c = new pg.Client({ connectionString: admin });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
-  await run(`create database "${name}"`);
-  const u = new URL(admin);
-  u.pathname = `/${name}`;
-  return { url: u.toString(), drop: () => run(`drop database if exists "${name}" with (force)`) };
-}
 
 async function main(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-batch-'));
@@ -86,13 +67,8 @@ async function main(): Promise<void> {
   const db = cloud.db!;
   try {
     console.log(`cloud up in ${((performance.now() - started) / 1000).toFixed(1)} s (${args.db}); ${os.cpus().length} cores × ${os.cpus()[0]?.model ?? '?'}`);
-    const token = (await call('POST', '/v1/auth/tokens', undefined, { username: 'admin', password: 'bench-password', project: 'admin' })).body.token as string;
-    const image = (await call('POST', '/v1/images', token, { name: 'bench', disk_format: 'raw' })).body;
-    await fetch(`${api}/v1/images/${image.id}/file`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body: randomBytes(1024 * 1024) });
-    const network = (await call('POST', '/v1/networks', token, { name: 'bench' })).body;
-    await call('POST', '/v1/subnets', token, { network_id: network.id, cidr: '10.96.0.0/16' });
-    const flavor = (await call('GET', '/v1/flavors', token)).body.flavors.find((f: { name: string }) => f.name === 'm1.tiny');
-    const template = { name: 'member', flavor_id: flavor.id, image_id: image.id, networks: [{ network_id: network.id }] };
+    const { token, template: seeded } = await seedServerTemplate(api, 'bench-password', '10.96.0.0/16');
+    const template = { ...seeded, name: 'member' };
 
     /** POST → ACTIVE of one create, polled every 20 ms. */
     const single = async (name: string): Promise<number> => {

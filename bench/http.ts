@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 /** The benches' JSON client of the API: `call(method, path, token?, body?)` → `{ status, body }`. */
 export function jsonCaller(api: string) {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers of many shapes, read loosely by benches
@@ -10,4 +12,43 @@ export function jsonCaller(api: string) {
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
+}
+
+/**
+ * What every server bench needs: an admin token, a 1 MiB raw image, a network with a /16 subnet
+ * (room for thousands of ports) and the m1.tiny flavor; returns the token and a server create body.
+ */
+export async function seedServerTemplate(api: string, password: string, cidr: string) {
+  const call = jsonCaller(api);
+  const token = (await call('POST', '/v1/auth/tokens', undefined, { username: 'admin', password, project: 'admin' })).body.token as string;
+  const image = (await call('POST', '/v1/images', token, { name: 'bench', disk_format: 'raw' })).body;
+  const upload = await fetch(`${api}/v1/images/${image.id}/file`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+    body: randomBytes(1024 * 1024),
+  });
+  if (!upload.ok) throw new Error(`image upload: ${upload.status} ${await upload.text()}`);
+  const network = (await call('POST', '/v1/networks', token, { name: 'bench' })).body;
+  await call('POST', '/v1/subnets', token, { network_id: network.id, cidr });
+  const flavor = (await call('GET', '/v1/flavors', token)).body.flavors.find((f: { name: string }) => f.name === 'm1.tiny');
+  return { token, call, template: { name: 'bench', flavor_id: flavor.id as string, image_id: image.id as string, networks: [{ network_id: network.id as string }] } };
+}
+
+/** A fresh PostgreSQL database on STRATUS_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres), and how to drop it. */
+export async function freshPostgres(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const admin = process.env.STRATUS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `stratus_bench_${randomBytes(4).toString('hex')}`;
+  const run = async (sql: string) => {
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await run(`create database "${name}"`);
+  const u = new URL(admin);
+  u.pathname = `/${name}`;
+  return { url: u.toString(), drop: () => run(`drop database if exists "${name}" with (force)`) };
 }

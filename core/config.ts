@@ -35,6 +35,7 @@ const schema = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   TEMPORAL_UI_URL: z.url().optional(),
   TEMPORAL_CLI_PATH: optionalText,
+  STRATUS_WORKFLOW_CACHE: z.coerce.number().int().min(0).max(100000).default(200),
   STRATUS_LIBVIRT_URI: z.string().min(1).default('test:///default'),
   STRATUS_DOMAIN_TYPE: z.enum(['qemu', 'kvm']).optional(),
   STRATUS_HOST_NAME: z
@@ -90,6 +91,8 @@ export interface Config {
     uiPort: number;
     uiUrl: string;
     cliPath: string | undefined;
+    /** Workflow executions a conductor keeps in memory (Temporal's sticky cache); 0 disables the cache. */
+    workflowCacheSize: number;
   };
   host: {
     name: string;
@@ -185,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiPort: e.TEMPORAL_UI_PORT,
       uiUrl: (e.TEMPORAL_UI_URL ?? `http://localhost:${e.TEMPORAL_UI_PORT}`).replace(/\/$/, ''),
       cliPath: e.TEMPORAL_CLI_PATH,
+      workflowCacheSize: e.STRATUS_WORKFLOW_CACHE,
     },
     host: {
       name: e.STRATUS_HOST_NAME,

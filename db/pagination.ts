@@ -55,6 +55,23 @@ export function checkLimit(limit: number): number {
   return limit;
 }
 
+/** The key values of the row `id` of `query` (its filters applied): where a page after that row starts. */
+async function keyValuesOf(db: Queryable, query: Knex.QueryBuilder, keys: readonly KeyColumn[], id: string): Promise<string[]> {
+  const idKey = keys.find((key) => key.type === 'uuid');
+  if (!idKey) throw new Error('a page after an id needs a uuid key column');
+  const row = isUuid(id)
+    ? ((await query
+        .clone()
+        .clearSelect()
+        .clearOrder()
+        .select(keys.map((key, i) => db.raw('??::text as ??', [key.column, `__k${i}`])))
+        .where(idKey.column, id)
+        .first()) as Record<string, unknown> | undefined)
+    : undefined;
+  if (!row) throw new InvalidInput(`marker ${id} not found`, [{ field: 'marker', message: 'no such item in this list' }]);
+  return keys.map((_, i) => String(row[`__k${i}`]));
+}
+
 /**
  * Reads one page of `query` (a select with its filters, not yet ordered or limited), mapping each row
  * with `map`. Adds the key columns as text to the selection (as `__k0`, `__k1`, …) for the cursor.
@@ -71,8 +88,8 @@ export async function paginate<Row, T>(
   keys.forEach((key, i) => {
     q.select(db.raw('??::text as ??', [key.column, `__k${i}`]));
   });
-  if (page.marker) {
-    const values = decodeCursor(page.marker, keys.length);
+  const values = page.afterId !== undefined ? await keyValuesOf(db, query, keys, page.afterId) : page.marker ? decodeCursor(page.marker, keys.length) : undefined;
+  if (values) {
     const columns = keys.map(() => '??').join(', ');
     const params = keys.map((key) => `?::${key.type}`).join(', ');
     q.whereRaw(`(${columns}) > (${params})`, [...keys.map((key) => key.column), ...values]);

@@ -1,7 +1,7 @@
 /**
  * Image bytes (Glance's store, Swift's job later). An ImageStore keeps one blob per image id; the
  * filesystem implementation is the default. Bytes are always streamed, never held in memory whole,
- * and the sha256 and size are computed on the way in.
+ * and the sha256, md5 and size are computed on the way in.
  *
  * The format check lives in `ImageInspector`, a pass-through stream any backend puts in front of its
  * writer: a qcow2 image must start with the qcow2 magic `QFI\xfb`, and a raw image must NOT (a qcow2
@@ -25,6 +25,8 @@ export interface StoredImage {
   sizeBytes: number;
   /** Lowercase hex sha256 of the bytes. */
   sha256: string;
+  /** Lowercase hex md5 of the bytes (Glance's `checksum`, which clients verify downloads against). */
+  md5: string;
 }
 
 /**
@@ -70,16 +72,17 @@ export function diskFormatProblem(expected: DiskFormat, head: Uint8Array, comple
 }
 
 /**
- * A pass-through stream that hashes (sha256) and counts the bytes and, given a disk format, fails
+ * A pass-through stream that hashes (sha256 and md5) and counts the bytes and, given a disk format, fails
  * with ImageFormatError as soon as the first bytes contradict it (or at the end, for an empty image).
  * Nothing is buffered beyond the stream's own chunks.
  */
 export class ImageInspector extends Transform {
   private readonly hash: Hash = createHash('sha256');
+  private readonly md5: Hash = createHash('md5');
   private size = 0;
   private head: Buffer = Buffer.alloc(0);
   private checked: boolean;
-  private digest: string | undefined;
+  private digest: StoredImage | undefined;
 
   constructor(private readonly diskFormat?: DiskFormat) {
     super();
@@ -94,6 +97,7 @@ export class ImageInspector extends Transform {
       this.checked = this.head.length >= QCOW2_MAGIC.length;
     }
     this.hash.update(chunk);
+    this.md5.update(chunk);
     this.size += chunk.length;
     callback(null, chunk);
   }
@@ -103,14 +107,14 @@ export class ImageInspector extends Transform {
       const problem = diskFormatProblem(this.diskFormat, this.head, true);
       if (problem) return callback(new ImageFormatError(`the uploaded data ${problem}`));
     }
-    this.digest = this.hash.digest('hex');
+    this.digest = { sizeBytes: this.size, sha256: this.hash.digest('hex'), md5: this.md5.digest('hex') };
     callback();
   }
 
   /** Size and sha256 of everything that passed; only once the stream has ended. */
   result(): StoredImage {
     if (this.digest === undefined) throw new Error('ImageInspector.result() before the stream ended');
-    return { sizeBytes: this.size, sha256: this.digest };
+    return this.digest;
   }
 }
 

@@ -65,6 +65,7 @@ export async function assertImageUsable(db: Knex, selection: ImageSelection): Pr
 export type Image = images.Image;
 export type ImageChanges = images.ImageChanges;
 export type ImageVisibility = images.ImageVisibility;
+export type ImageFilters = images.ImageFilters;
 
 /** Members and admins change images; readers only look. */
 function requireImageWriter(auth: AuthContext): void {
@@ -103,7 +104,7 @@ export function createImageService(db: Knex) {
     own,
     /** For a signed download URL: the image whatever its visibility (the signature stands in for the caller). */
     getBySignedUrl: (id: string) => images.get(db, id),
-    list(auth: AuthContext, page: PageRequest): Promise<Page<Image>> {
+    list(auth: AuthContext, page: PageRequest & ImageFilters): Promise<Page<Image>> {
       return images.listVisible(db, { ...page, projectId: auth.project.id });
     },
     create(auth: AuthContext, input: Omit<images.NewImage, 'projectId'>): Promise<Image> {
@@ -121,7 +122,12 @@ export function createImageService(db: Knex) {
       await images.remove(db, id);
     },
     /** The upload's state machine (queued → saving → active, or back to queued): one conditional update each. */
-    transition: (id: string, from: readonly images.ImageStatus[], to: images.ImageStatus, data?: { sizeBytes: number; checksumSha256: string }) =>
+    transition: (
+      id: string,
+      from: readonly images.ImageStatus[],
+      to: images.ImageStatus,
+      data?: { sizeBytes: number; checksumSha256: string; checksumMd5: string },
+    ) =>
       images.transition(db, id, from, to, data),
   };
 }

@@ -17,6 +17,16 @@ export function listScope(auth: AuthContext): { projectId?: string } {
 }
 
 /**
+ * The list filter of the rule narrowed to the project a caller asked for (`?project_id=`): that
+ * project when the caller may see it, null when it may not (then the list is empty).
+ */
+export function listScopeFor(auth: AuthContext, projectId: string | undefined): { projectId?: string } | null {
+  const scope = listScope(auth);
+  if (projectId === undefined) return scope;
+  return scope.projectId === undefined || scope.projectId === projectId ? { projectId } : null;
+}
+
+/**
  * `row` when it exists, is not gone (`gone`) and `auth` may see it; else NotFound "<kind> <id> not
  * found" (naming `field` when the id came from a request field).
  */

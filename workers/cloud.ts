@@ -11,27 +11,26 @@ import fs from 'node:fs';
 import type { Server } from 'node:http';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { FaultPlan } from '../activities/fault-injection';
-import { createApp } from '../api/app';
 import type { Config } from '../core/config';
 import { ConfigError } from '../core/config';
 import { MissingDependency } from '../core/errors';
 import type { Logger } from '../core/log';
-import { openDatabase, type Database } from '../db/connect';
-import { migrateLatest } from '../db/migrate';
+import type { Database } from '../db/connect';
 import { ImageUrlSigner, resolveSecretKey } from '../images/signed-url';
-import { FilesystemImageStore } from '../images/store';
-import { openHypervisor } from '../libvirt';
-import { createIdentityService } from '../services/identity';
 import { connectTemporal, ensureNamespaceAndSearchAttributes } from '../temporal/connection';
 import { assertPortFree } from '../core/ports';
 import { startEmbeddedDevServer } from '../temporal/dev-server';
-import { createHostAgent } from './agent';
-import { bundleWorkflows, createConductorWorker, startReconciler } from './conductor';
 import { close, listen } from './http';
-import { collectFromDatabase, serveMetrics } from './metrics';
+import { serveMetrics } from './metrics';
 import { installTemporalRuntime } from './temporal-runtime';
 
 export type Role = 'up' | 'api' | 'conductor' | 'agent';
+
+/*
+ * Each part's code is loaded only by a process that runs it (dynamic imports below): a lone host
+ * agent never loads the API, the conductor, the workflow bundler or a database driver, which keeps
+ * its memory to what it uses (README, "Memory").
+ */
 
 export interface RunningCloud {
   /** Base URL of the API, when this process runs it. */
@@ -133,6 +132,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
     };
     const startDatabase = async (): Promise<Database | undefined> => {
       if (!runs.api && !runs.conductor) return undefined;
+      const [{ openDatabase }, { migrateLatest }] = await Promise.all([import('../db/connect'), import('../db/migrate')]);
       const opened = await openDatabase(config.database, log);
       stack.add('database', () => opened.close());
       await migrateLatest(opened);
@@ -141,7 +141,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
     const [address, db, workflowBundle] = await allOrFirstError([
       startTemporal(),
       startDatabase(),
-      runs.conductor ? bundleWorkflows(log) : Promise.resolve(undefined),
+      runs.conductor ? import('./conductor').then((c) => c.bundleWorkflows(log)) : Promise.resolve(undefined),
     ] as const);
 
     const { connection, client } = await connectTemporal(address, config.temporal.namespace);
@@ -162,6 +162,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
 
     // 2. Conductor worker.
     if (runs.conductor && db && workflowBundle) {
+      const { createConductorWorker, startReconciler } = await import('./conductor');
       const images = signer ? { signer, apiBaseUrl: config.api.publicUrl, urlTtlSeconds: config.images.urlTtlSeconds } : undefined;
       runWorker(
         'conductor',
@@ -171,6 +172,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
           db,
           log,
           workflowBundle,
+          workflowCacheSize: config.temporal.workflowCacheSize,
           temporal: client,
           heartbeatSeconds: config.host.heartbeatSeconds,
           placement: config.scheduler,
@@ -186,6 +188,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
     // 3. Host agent.
     let agentReady: Promise<void> = Promise.resolve();
     if (runs.agent) {
+      const [{ openHypervisor }, { createHostAgent }] = await Promise.all([import('../libvirt'), import('./agent')]);
       const hypervisor = await openHypervisor(config.host.libvirtUri).catch((err: Error) => {
         if (err instanceof MissingDependency) throw err;
         throw new MissingDependency(`libvirt: ${err.message}: check STRATUS_LIBVIRT_URI (default test:///default)`);
@@ -207,7 +210,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
     }
 
     // Metrics on a port of their own (any role; `up` and `api` also serve them on the API's /metrics).
-    if (db && runs.conductor) collectFromDatabase(db);
+    if (db && runs.conductor) (await import('./metrics')).collectFromDatabase(db);
     if (config.metricsPort !== undefined) {
       const metricsServer = await serveMetrics(config.api.host, config.metricsPort);
       stack.add('metrics endpoint', () => close(metricsServer));
@@ -218,6 +221,11 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
     let localApiUrl: string | undefined;
     let generatedAdminPassword: string | undefined;
     if (runs.api && db && signer) {
+      const [{ createApp }, { createIdentityService }, { FilesystemImageStore }] = await Promise.all([
+        import('../api/app'),
+        import('../services/identity'),
+        import('../images/store'),
+      ]);
       const identity = createIdentityService({ db: db, tokenTtlSeconds: config.identity.tokenTtlSeconds });
       generatedAdminPassword = (await identity.bootstrapAdmin(config.identity.adminPassword)).generatedPassword;
       const images = { store: new FilesystemImageStore(config.images.storeDir), signer };

@@ -42,7 +42,12 @@ export interface ConductorDeps {
   workflowBundle?: { code: string };
   /** Tests only: failures injected on purpose at the create flow's conductor steps. */
   faults?: FaultPlan;
+  /** Temporal's sticky cache size (STRATUS_WORKFLOW_CACHE). */
+  workflowCacheSize?: number;
 }
+
+/** Bounded, because Temporal's default grows with the heap limit and each running server's meter workflow would stay cached. */
+const DEFAULT_WORKFLOW_CACHE = 200;
 
 /** Bundles the workflows (webpack, ~1 s) for the conductor's isolated workflow sandbox. */
 export async function bundleWorkflows(log: Logger): Promise<{ code: string }> {
@@ -131,6 +136,7 @@ export async function createConductorWorker(deps: ConductorDeps): Promise<Worker
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: CONDUCTOR_TASK_QUEUE,
+    maxCachedWorkflows: deps.workflowCacheSize ?? DEFAULT_WORKFLOW_CACHE,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: conductorActivities(deps),
     interceptors: { activity: [activityMetricsInterceptor(CONDUCTOR_TASK_QUEUE)] },

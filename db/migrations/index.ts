@@ -16,6 +16,7 @@ import * as m0006 from './0006_placement_and_quotas';
 import * as m0007 from './0007_list_indexes_and_progress';
 import * as m0008 from './0008_idempotency_keys';
 import * as m0009 from './0009_server_batches';
+import * as m0010 from './0010_openstack_fields';
 
 export interface NamedMigration {
   name: string;
@@ -32,4 +33,5 @@ export const migrations: readonly NamedMigration[] = [
   { name: '0007_list_indexes_and_progress', migration: m0007 },
   { name: '0008_idempotency_keys', migration: m0008 },
   { name: '0009_server_batches', migration: m0009 },
+  { name: '0010_openstack_fields', migration: m0010 },
 ];

@@ -1,6 +1,6 @@
 /** Images (Glance's catalog): what is known about each image. The bytes live in an image store. */
 import { Conflict, NotFound } from '../../core/errors';
-import { atDbEdge, insertedRow, missing } from '../errors';
+import { atDbEdge, conflict, insertedRow, missing } from '../errors';
 import { isUuid, newId } from '../ids';
 import { byCreation, paginate } from '../pagination';
 import type { Page, PageRequest, Queryable } from '../types';
@@ -24,6 +24,11 @@ export interface Image {
   sizeBytes: number | null;
   /** sha256 of the bytes, lowercase hex; known once active. */
   checksumSha256: string | null;
+  /** md5 of the bytes, lowercase hex (Glance's `checksum`); null before upload and for images stored before it was kept. */
+  checksumMd5: string | null;
+  tags: string[];
+  /** Hidden from default listings (Glance's `os_hidden`). */
+  osHidden: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -41,6 +46,9 @@ interface ImageRow {
   properties: Record<string, string>;
   size_bytes: number | string | null;
   checksum_sha256: string | null;
+  checksum_md5: string | null;
+  tags: string[];
+  os_hidden: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -58,6 +66,9 @@ const COLUMNS = [
   'properties',
   'size_bytes',
   'checksum_sha256',
+  'checksum_md5',
+  'tags',
+  'os_hidden',
   'created_at',
   'updated_at',
 ].map((c) => `images.${c}`);
@@ -76,6 +87,9 @@ function toImage(row: ImageRow): Image {
     properties: row.properties,
     sizeBytes: row.size_bytes === null ? null : Number(row.size_bytes),
     checksumSha256: row.checksum_sha256,
+    checksumMd5: row.checksum_md5,
+    tags: row.tags,
+    osHidden: row.os_hidden,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -102,6 +116,8 @@ export interface NewImage {
   visibility?: ImageVisibility;
   protected?: boolean;
   properties?: Record<string, string>;
+  tags?: string[];
+  osHidden?: boolean;
 }
 
 /** A new image, status queued (no bytes yet). Throws NotFound when the project does not exist. */
@@ -121,9 +137,11 @@ export async function create(db: Queryable, input: NewImage): Promise<Image> {
           protected: input.protected ?? false,
           // Serialized here: both drivers accept JSON text for jsonb.
           properties: JSON.stringify(input.properties ?? {}),
+          tags: JSON.stringify(input.tags ?? []),
+          os_hidden: input.osHidden ?? false,
         })
         .returning(COLUMNS),
-    projectMissing(input.projectId),
+    { ...projectMissing(input.projectId), images_pkey: conflict('id', `image '${input.id ?? ''}' already exists`) },
   );
   return toImage(insertedRow(rows));
 }
@@ -141,13 +159,38 @@ export async function getVisible(db: Queryable, id: string, projectId: string): 
   return image && isVisibleTo(image, projectId) ? image : null;
 }
 
-/** The project's own images and every public image, oldest first. */
-export function listVisible(db: Queryable, page: PageRequest & { projectId: string }): Promise<Page<Image>> {
-  const q = db('images')
-    .select(COLUMNS)
-    .where((w) => {
-      w.where('images.project_id', page.projectId).orWhere('images.visibility', 'public');
+/** Exact-match filters of an image listing (each one narrows it). */
+export interface ImageFilters {
+  name?: string;
+  status?: string;
+  visibility?: string;
+  /** The owning project. */
+  ownerId?: string;
+  /** Any of these ids. */
+  ids?: readonly string[];
+  /** Hidden images only (true) or visible ones only (false). */
+  osHidden?: boolean;
+}
+
+/** The project's own images and every public image (every image when `projectId` is omitted: admins), oldest first. */
+export function listVisible(db: Queryable, page: PageRequest & ImageFilters & { projectId?: string }): Promise<Page<Image>> {
+  const q = db('images').select(COLUMNS);
+  if (page.projectId !== undefined) {
+    const projectId = page.projectId;
+    q.where((w) => {
+      w.where('images.project_id', projectId).orWhere('images.visibility', 'public');
     });
+  }
+  const uuids = (ids: readonly string[]) => ids.filter(isUuid);
+  if (page.ownerId !== undefined) {
+    if (!isUuid(page.ownerId)) return Promise.resolve({ items: [], next: null });
+    q.where('images.project_id', page.ownerId);
+  }
+  if (page.ids !== undefined) q.whereIn('images.id', uuids(page.ids));
+  if (page.name !== undefined) q.where('images.name', page.name);
+  if (page.status !== undefined) q.where('images.status', page.status);
+  if (page.visibility !== undefined) q.where('images.visibility', page.visibility);
+  if (page.osHidden !== undefined) q.where('images.os_hidden', page.osHidden);
   return paginate(db, q, byCreation('images'), page, toImage);
 }
 
@@ -155,8 +198,13 @@ export interface ImageChanges {
   name?: string;
   visibility?: ImageVisibility;
   protected?: boolean;
+  minDiskGb?: number;
+  minRamMb?: number;
+  osHidden?: boolean;
   /** Replaces the whole map. */
   properties?: Record<string, string>;
+  /** Replaces the whole list. */
+  tags?: string[];
 }
 
 /** Changes the catalog fields (never status, size or checksum: see `transition`). Throws NotFound. */
@@ -166,7 +214,11 @@ export async function update(db: Queryable, id: string, changes: ImageChanges): 
   if (changes.name !== undefined) set.name = changes.name;
   if (changes.visibility !== undefined) set.visibility = changes.visibility;
   if (changes.protected !== undefined) set.protected = changes.protected;
+  if (changes.minDiskGb !== undefined) set.min_disk_gb = changes.minDiskGb;
+  if (changes.minRamMb !== undefined) set.min_ram_mb = changes.minRamMb;
+  if (changes.osHidden !== undefined) set.os_hidden = changes.osHidden;
   if (changes.properties !== undefined) set.properties = JSON.stringify(changes.properties);
+  if (changes.tags !== undefined) set.tags = JSON.stringify(changes.tags);
   const [row] = await atDbEdge<ImageRow[]>(() => db('images').where({ id }).update(set).returning(COLUMNS));
   if (!row) throw notFound(id);
   return toImage(row);
@@ -175,6 +227,7 @@ export async function update(db: Queryable, id: string, changes: ImageChanges): 
 export interface TransitionSet {
   sizeBytes?: number | null;
   checksumSha256?: string | null;
+  checksumMd5?: string | null;
 }
 
 /**
@@ -193,6 +246,7 @@ export async function transition(
   const values: Record<string, unknown> = { status: to, updated_at: db.fn.now() };
   if (set.sizeBytes !== undefined) values.size_bytes = set.sizeBytes;
   if (set.checksumSha256 !== undefined) values.checksum_sha256 = set.checksumSha256;
+  if (set.checksumMd5 !== undefined) values.checksum_md5 = set.checksumMd5;
   const [row] = await atDbEdge<ImageRow[]>(() =>
     db('images').where({ id }).whereIn('status', [...from]).update(values).returning(COLUMNS),
   );

@@ -2,6 +2,7 @@
 import { Conflict, NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow, missing } from '../errors';
 import { isUuid, newId } from '../ids';
+import { applyFilters, type ColumnFilters } from '../filters';
 import { byCreation, paginate } from '../pagination';
 import type { Page, PageRequest, Queryable } from '../types';
 
@@ -56,12 +57,25 @@ export async function get(db: Queryable, id: string): Promise<Network | null> {
   return row ? toNetwork(row) : null;
 }
 
-/** Ordered by creation; `projectId` filters. */
-export function list(db: Queryable, page: PageRequest & { projectId?: string }): Promise<Page<Network>> {
+export type NetworkFilters = ColumnFilters<'id' | 'name'>;
+
+/** Ordered by creation; `projectId` and `filters` (exact) filter. */
+export function list(db: Queryable, page: PageRequest & { projectId?: string; filters?: NetworkFilters }): Promise<Page<Network>> {
   if (page.projectId !== undefined && !isUuid(page.projectId)) return Promise.resolve({ items: [], next: null });
   const q = db('networks').select(COLUMNS);
   if (page.projectId !== undefined) q.where('project_id', page.projectId);
+  applyFilters(q, 'networks', page.filters ?? {}, { id: 'uuid', name: 'text' });
   return paginate(db, q, byCreation('networks'), page, toNetwork);
+}
+
+/** Renames the network. Throws NotFound, or Conflict when the project already has a network of that name. */
+export async function rename(db: Queryable, id: string, name: string): Promise<Network> {
+  if (!isUuid(id)) throw notFound(id);
+  const [row] = await atDbEdge<NetworkRow[]>(() => db('networks').where({ id }).update({ name }).returning(COLUMNS), {
+    networks_project_id_name_key: conflict('name', `the project already has a network named '${name}'`),
+  });
+  if (!row) throw notFound(id);
+  return toNetwork(row);
 }
 
 /**

@@ -12,6 +12,7 @@ import { atDbEdge, conflict, insertedRow, missing } from '../errors';
 import { distinctUuids, groupBy } from '../batch';
 import { isUuid, newId } from '../ids';
 import { broadcast, contains, parseCidr, parseIpv4 } from '../ipv4';
+import { applyFilters, type ColumnFilters } from '../filters';
 import { byCreation, paginate } from '../pagination';
 import type { Page, PageRequest, Queryable } from '../types';
 
@@ -23,6 +24,8 @@ export interface Port {
   projectId: string;
   networkId: string;
   subnetId: string;
+  /** Free-form; '' when none was given. */
+  name: string;
   /** `fa:16:3e:xx:xx:xx` */
   mac: string;
   /** Dotted quad, no mask. */
@@ -41,6 +44,7 @@ interface PortRow {
   project_id: string;
   network_id: string;
   subnet_id: string;
+  name: string;
   mac: string;
   fixed_ip: string;
   device_id: string | null;
@@ -51,7 +55,7 @@ interface PortRow {
 }
 
 /** fixed_ip reads as a plain address on both engines (a /32 inet shows no mask; a check keeps it /32). */
-const COLUMNS = ['id', 'project_id', 'network_id', 'subnet_id', 'mac', 'fixed_ip', 'device_id', 'device_owner', 'created_by_server', 'status', 'created_at'];
+const COLUMNS = ['id', 'project_id', 'network_id', 'subnet_id', 'name', 'mac', 'fixed_ip', 'device_id', 'device_owner', 'created_by_server', 'status', 'created_at'];
 
 function toPort(row: PortRow): Port {
   return {
@@ -59,6 +63,7 @@ function toPort(row: PortRow): Port {
     projectId: row.project_id,
     networkId: row.network_id,
     subnetId: row.subnet_id,
+    name: row.name,
     mac: row.mac,
     fixedIp: row.fixed_ip,
     deviceId: row.device_id,
@@ -128,6 +133,7 @@ export interface NewPort {
   id?: string;
   projectId: string;
   networkId: string;
+  name?: string;
   /** A specific address: must be inside a subnet of the network (not its network, broadcast or gateway address) and free. */
   fixedIp?: string;
   deviceId?: string | null;
@@ -206,6 +212,7 @@ async function insertPort(trx: Queryable, input: NewPort, subnetId: string, fixe
             project_id: input.projectId,
             network_id: input.networkId,
             subnet_id: subnetId,
+            name: input.name ?? '',
             mac: randomMac(),
             fixed_ip: fixedIp,
             device_id: input.deviceId ?? null,
@@ -234,8 +241,13 @@ export async function get(db: Queryable, id: string): Promise<Port | null> {
   return row ? toPort(row) : null;
 }
 
-/** Ordered by creation; `projectId`, `networkId` and `deviceId` filter. */
-export function list(db: Queryable, page: PageRequest & { projectId?: string; networkId?: string; deviceId?: string }): Promise<Page<Port>> {
+export type PortFilters = ColumnFilters<'id' | 'name' | 'network_id' | 'subnet_id' | 'device_id' | 'device_owner' | 'status' | 'mac' | 'fixed_ip'>;
+
+/** Ordered by creation; `projectId`, `networkId`, `deviceId` and `filters` (exact) filter. */
+export function list(
+  db: Queryable,
+  page: PageRequest & { projectId?: string; networkId?: string; deviceId?: string; filters?: PortFilters },
+): Promise<Page<Port>> {
   const filters = { project_id: page.projectId, network_id: page.networkId, device_id: page.deviceId };
   const q = db('ports').select(COLUMNS);
   for (const [column, value] of Object.entries(filters)) {
@@ -243,6 +255,17 @@ export function list(db: Queryable, page: PageRequest & { projectId?: string; ne
     if (!isUuid(value)) return Promise.resolve({ items: [], next: null });
     q.where(column, value);
   }
+  applyFilters(q, 'ports', page.filters ?? {}, {
+    id: 'uuid',
+    name: 'text',
+    network_id: 'uuid',
+    subnet_id: 'uuid',
+    device_id: 'uuid',
+    device_owner: 'text',
+    status: 'text',
+    mac: 'text',
+    fixed_ip: 'inet',
+  });
   return paginate(db, q, byCreation('ports'), page, toPort);
 }
 
@@ -298,6 +321,14 @@ export async function setStatus(db: Queryable, portId: string, status: PortStatu
   if (!isUuid(portId)) throw notFound(portId);
   const [row] = (await db('ports').where({ id: portId }).update({ status }).returning(COLUMNS)) as PortRow[];
   if (!row) throw notFound(portId);
+  return toPort(row);
+}
+
+/** Renames the port (its name is free-form). Throws NotFound. */
+export async function rename(db: Queryable, id: string, name: string): Promise<Port> {
+  if (!isUuid(id)) throw notFound(id);
+  const [row] = (await db('ports').where({ id }).update({ name }).returning(COLUMNS)) as PortRow[];
+  if (!row) throw notFound(id);
   return toPort(row);
 }
 

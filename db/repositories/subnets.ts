@@ -8,6 +8,7 @@ import { atDbEdge, conflict, insertedRow, missing } from '../errors';
 import { distinctUuids, groupBy } from '../batch';
 import { isUuid, newId } from '../ids';
 import { cidrsOverlap, parseCidr, planSubnet } from '../ipv4';
+import { applyFilters, type ColumnFilters } from '../filters';
 import { byCreation, paginate } from '../pagination';
 import type { Page, PageRequest, Queryable } from '../types';
 
@@ -20,6 +21,8 @@ export interface Subnet {
   id: string;
   networkId: string;
   projectId: string;
+  /** Free-form; '' when none was given. */
+  name: string;
   /** Canonical `a.b.c.d/n`. */
   cidr: string;
   /** null when the subnet has no gateway. */
@@ -34,6 +37,7 @@ interface SubnetRow {
   id: string;
   network_id: string;
   project_id: string;
+  name: string;
   cidr: string;
   gateway_ip: string | null;
   allocation_pools: AllocationPool[];
@@ -42,13 +46,14 @@ interface SubnetRow {
 }
 
 /** inet and cidr columns read as text on both engines: `10.0.0.1` (a /32 inet shows no mask), `10.0.0.0/24`. */
-const COLUMNS = ['id', 'network_id', 'project_id', 'cidr', 'gateway_ip', 'allocation_pools', 'dns_nameservers', 'created_at'];
+const COLUMNS = ['id', 'network_id', 'project_id', 'name', 'cidr', 'gateway_ip', 'allocation_pools', 'dns_nameservers', 'created_at'];
 
 function toSubnet(row: SubnetRow): Subnet {
   return {
     id: row.id,
     networkId: row.network_id,
     projectId: row.project_id,
+    name: row.name,
     cidr: row.cidr,
     gatewayIp: row.gateway_ip,
     allocationPools: row.allocation_pools,
@@ -63,6 +68,7 @@ export interface NewSubnet {
   id?: string;
   networkId: string;
   projectId: string;
+  name?: string;
   cidr: string;
   /** Omitted: the first usable address. null: no gateway. */
   gatewayIp?: string | null;
@@ -110,6 +116,7 @@ export async function create(db: Queryable, input: NewSubnet): Promise<Subnet> {
             id: input.id ?? newId(),
             network_id: input.networkId,
             project_id: input.projectId,
+            name: input.name ?? '',
             cidr: plan.cidr,
             gateway_ip: plan.gatewayIp,
             // JSON text: `pg` would turn a top-level array into a PostgreSQL array.
@@ -149,15 +156,26 @@ export async function listByNetworks(db: Queryable, networkIds: readonly string[
   return groupBy(rows.map(toSubnet), (s) => s.networkId);
 }
 
-/** Ordered by creation; `networkId` and `projectId` filter. */
-export function list(db: Queryable, page: PageRequest & { networkId?: string; projectId?: string }): Promise<Page<Subnet>> {
+export type SubnetFilters = ColumnFilters<'id' | 'name' | 'network_id' | 'cidr' | 'gateway_ip'>;
+
+/** Ordered by creation; `networkId`, `projectId` and `filters` (exact) filter. */
+export function list(db: Queryable, page: PageRequest & { networkId?: string; projectId?: string; filters?: SubnetFilters }): Promise<Page<Subnet>> {
   if ((page.networkId !== undefined && !isUuid(page.networkId)) || (page.projectId !== undefined && !isUuid(page.projectId))) {
     return Promise.resolve({ items: [], next: null });
   }
   const q = db('subnets').select(COLUMNS);
   if (page.networkId !== undefined) q.where('network_id', page.networkId);
   if (page.projectId !== undefined) q.where('project_id', page.projectId);
+  applyFilters(q, 'subnets', page.filters ?? {}, { id: 'uuid', name: 'text', network_id: 'uuid', cidr: 'cidr', gateway_ip: 'inet' });
   return paginate(db, q, byCreation('subnets'), page, toSubnet);
+}
+
+/** Renames the subnet (its name is free-form). Throws NotFound. */
+export async function rename(db: Queryable, id: string, name: string): Promise<Subnet> {
+  if (!isUuid(id)) throw notFound(id);
+  const [row] = (await db('subnets').where({ id }).update({ name }).returning(COLUMNS)) as SubnetRow[];
+  if (!row) throw notFound(id);
+  return toSubnet(row);
 }
 
 /** Throws NotFound, or Conflict while ports hold addresses from it (their foreign key refuses the delete). */

@@ -21,6 +21,7 @@ import {
 import { ConfigError } from '../../core/config';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const md5 = (data: Buffer) => createHash('md5').update(data).digest('hex');
 
 /** `data` as a stream of `chunkSize`-byte chunks (the format check must not depend on chunking). */
 function chunked(data: Buffer, chunkSize: number): Readable {
@@ -75,7 +76,7 @@ describe('ImageInspector', () => {
     ] as const) {
       const { result, passed } = await inspect(data, format, chunkSize);
       expect(passed.equals(data)).toBe(true);
-      expect(result).toEqual({ sizeBytes: data.length, sha256: sha256(data) });
+      expect(result).toEqual({ sizeBytes: data.length, sha256: sha256(data), md5: md5(data) });
     }
   });
 
@@ -120,7 +121,7 @@ describe('FilesystemImageStore', () => {
 
   test('put streams in with size and sha256; get streams out; delete is idempotent', async () => {
     const stored = await store.put('img-1', chunked(qcow2Bytes, 100), { diskFormat: 'qcow2' });
-    expect(stored).toEqual({ sizeBytes: qcow2Bytes.length, sha256: sha256(qcow2Bytes) });
+    expect(stored).toEqual({ sizeBytes: qcow2Bytes.length, sha256: sha256(qcow2Bytes), md5: md5(qcow2Bytes) });
     expect(files()).toEqual(['img-1']);
     expect(await store.exists('img-1')).toBe(true);
     expect((await read(await store.get('img-1'))).equals(qcow2Bytes)).toBe(true);

@@ -102,13 +102,3 @@ export async function paginate<Row, T>(
   const next = more && last ? encodeCursor(keys.map((_, i) => String(last[`__k${i}`]))) : null;
   return { items: pageRows.map(map), next };
 }
-
-/**
- * The cursor that continues a `byCreation(table)` list after the row `id`, for APIs whose marker is
- * the id of the last item seen (OpenStack's `?marker=<id>`); null when there is no such row.
- */
-export async function creationCursorAfter(db: Queryable, table: string, id: string): Promise<string | null> {
-  if (!isUuid(id)) return null;
-  const row = (await db(table).select(db.raw('created_at::text as k0'), db.raw('id::text as k1')).where({ id }).first()) as { k0: string; k1: string } | undefined;
-  return row ? encodeCursor([row.k0, row.k1]) : null;
-}

@@ -14,7 +14,6 @@ import { createHash } from 'node:crypto';
 import { Router, type Request } from 'express';
 import { NotFound } from '../../core/errors';
 import { VOLUME_STATUSES, type VolumeStatus } from '../../db/repositories/volumes';
-import { creationCursorAfter } from '../../db/pagination';
 import { hasRole, type AuthContext } from '../../services/identity';
 import { createVolumeService, type Volume } from '../../services/volumes';
 import { callerOf, requireWriter } from '../auth';
@@ -182,16 +181,10 @@ export function cinderRouter(deps: OpenStackDeps): Router {
     const allTenants = /^(1|true|yes)$/i.test(queryString(req, 'all_tenants') ?? '') && hasRole(auth, 'admin');
     const status = queryString(req, 'status');
     if (status !== undefined && !STATUSES.has(status)) return { auth, page, items: [] as Volume[], next: null };
-    let cursor: string | undefined;
-    if (page.marker) {
-      const marker = await volumes.get(auth, page.marker).catch(() => null);
-      const found = marker && (await creationCursorAfter(deps.db, 'volumes', marker.id));
-      if (!found) throw new OpenStackError(400, `Invalid input received: marker ${page.marker} is not a volume id.`);
-      cursor = found;
-    }
     const result = await volumes.list(
       auth,
-      { limit: page.limit, ...(cursor ? { marker: cursor } : {}) },
+      // OpenStack's marker is the last id seen: a page after it (400 naming `marker` when the list does not hold it).
+      { limit: page.limit, ...(page.marker ? { afterId: page.marker } : {}) },
       {
         ...(allTenants ? {} : { projectId: req.params.project_id as string }),
         ...(queryString(req, 'name') !== undefined ? { name: queryString(req, 'name') } : {}),

@@ -71,9 +71,9 @@ async function heapMiB(metricsUrl: string): Promise<Record<string, number>> {
   const text = await (await fetch(metricsUrl)).text();
   const pick = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
   return {
-    heapUsed: Math.round(pick('stratus_nodejs_heap_size_used_bytes')),
-    heapTotal: Math.round(pick('stratus_nodejs_heap_size_total_bytes')),
-    external: Math.round(pick('stratus_nodejs_external_memory_bytes')),
+    heapUsed: Math.round(pick('stratus_process_nodejs_heap_size_used_bytes')),
+    heapTotal: Math.round(pick('stratus_process_nodejs_heap_size_total_bytes')),
+    external: Math.round(pick('stratus_process_nodejs_external_memory_bytes')),
   };
 }
 
@@ -105,6 +105,7 @@ async function main(): Promise<void> {
   const api = `http://127.0.0.1:${apiPort}`;
   try {
     await waitFor('stratus up', async () => ((await fetch(`${api}/readyz`)).ok ? true : undefined), 120_000);
+    const agentMetricsPort = await freePort();
     // A second host: a lone agent process (`stratus agent`), taking its share of the boots.
     agent = run('agent', {
       ...common,
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
       STRATUS_HOST_NAME: 'bench-agent',
       STRATUS_HOST_VCPUS: '100000',
       STRATUS_HOST_RAM_MB: '100000000',
-      STRATUS_METRICS_PORT: String(await freePort()),
+      STRATUS_METRICS_PORT: String(agentMetricsPort),
     });
     const { token, call, template } = await seedServerTemplate(api, PASSWORD, '10.80.0.0/16');
     await waitFor('the second host', async () => {
@@ -139,7 +140,8 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 15_000)); // let GC and caches settle
     const after = { up: rssMiB(up.pid!), agent: rssMiB(agent.pid!) };
     const heap = await heapMiB(`${api}/metrics`);
-    console.log(`after ${COUNT} creates: up ${after.up.total} MiB (${JSON.stringify(after.up.parts)}), heap ${JSON.stringify(heap)}; lone agent ${after.agent.total} MiB`);
+    const agentHeap = await heapMiB(`http://127.0.0.1:${agentMetricsPort}/metrics`);
+    console.log(`after ${COUNT} creates: up ${after.up.total} MiB (${JSON.stringify(after.up.parts)}), heap ${JSON.stringify(heap)}; lone agent ${after.agent.total} MiB, heap ${JSON.stringify(agentHeap)}`);
     console.log(`| db | servers | up idle MiB | up after MiB | heap used MiB | agent idle MiB | agent after MiB |`);
     console.log(`| ${args.db} | ${COUNT} | ${before.up.total} | ${after.up.total} | ${heap.heapUsed} | ${before.agent.total} | ${after.agent.total} |`);
   } finally {

@@ -11,6 +11,7 @@ import type { Knex } from 'knex';
 import { domainNameFor } from '../activities/compute/types';
 import { Conflict, InvalidInput, NotFound } from '../core/errors';
 import * as flavors from '../db/repositories/flavors';
+import * as hosts from '../db/repositories/hosts';
 import * as networks from '../db/repositories/networks';
 import * as operations from '../db/repositories/operations';
 import * as ports from '../db/repositories/ports';
@@ -31,6 +32,7 @@ import { firstFreeDevice } from './volumes';
 
 export type Server = servers.Server;
 export type { QuotaLimits };
+export { domainNameFor };
 export type CreateServerBody = ApiOperations['createServer']['requestBody']['content']['application/json'];
 
 /** A server with everything its presentation shows. */
@@ -44,6 +46,13 @@ export interface ServerDetails {
   latest: operations.Operation | null;
   /** The server group it belongs to, if any. */
   groupId: string | null;
+}
+
+/** See ComputeService.viewExtras. */
+export interface ServerViewExtras {
+  networkNames: Map<string, string>;
+  hostZones: Map<string, string>;
+  launchedAt: Map<string, Date>;
 }
 
 /** A server id derived from (project, Idempotency-Key): the same key always names the same server. */
@@ -100,10 +109,36 @@ export function createComputeService(db: Knex) {
       return one!;
     },
 
-    /** The caller's servers (admins: every project's), optionally only one batch's members. */
-    async list(auth: AuthContext, page: PageRequest & { batchId?: string }): Promise<Page<ServerDetails>> {
+    /**
+     * The caller's servers (admins: every project's), optionally only one batch's members, or those
+     * whose name contains `nameContains` or in `status`.
+     */
+    async list(auth: AuthContext, page: PageRequest & Pick<servers.ServerListFilter, 'batchId' | 'nameContains' | 'status'>): Promise<Page<ServerDetails>> {
       const found = await servers.list(db, { ...page, ...listScope(auth) });
       return { items: await details(found.items), next: found.next };
+    },
+
+    /**
+     * What OpenStack's server view shows beyond the details (three queries whatever the page's
+     * length): the names of the networks of their ports, the zones of their hosts, and when each
+     * server's create succeeded (Nova's launched_at).
+     */
+    async viewExtras(list: readonly ServerDetails[]): Promise<ServerViewExtras> {
+      const [nets, zones, launched] = await Promise.all([
+        networks.getMany(db, list.flatMap((d) => d.ports.map((p) => p.networkId))),
+        hosts.zonesOf(db, list.flatMap((d) => (d.server.host ? [d.server.host] : []))),
+        operations.succeededAt(db, list.map((d) => d.server.id), 'server.create'),
+      ]);
+      return { networkNames: new Map([...nets.values()].map((n) => [n.id, n.name])), hostZones: zones, launchedAt: launched };
+    },
+
+    /** The availability zones servers can be placed in, each with its hosts (Nova's os-availability-zone). */
+    availabilityZones: () => hosts.zones(db),
+
+    /** Every operation on the caller's server, oldest first. */
+    async operationsOf(auth: AuthContext, serverId: string): Promise<operations.Operation[]> {
+      const server = await get(auth, serverId);
+      return operations.listByResource(db, server.id);
     },
 
     /** The server an Idempotency-Key already created in the caller's project, with its create operation; null if none. */

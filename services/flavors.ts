@@ -1,6 +1,6 @@
 /** Flavors (Nova's sizes): everyone reads the public ones; admins also see private ones and alone change them. */
 import type { Knex } from 'knex';
-import { NotFound } from '../core/errors';
+import { InvalidInput, NotFound } from '../core/errors';
 import * as flavors from '../db/repositories/flavors';
 import type { Page, PageRequest } from '../db/types';
 import { hasRole, requireAdmin, type AuthContext } from './identity';
@@ -16,8 +16,12 @@ export function createFlavorService(db: Knex) {
       if (!flavor || (!flavor.isPublic && !hasRole(auth, 'admin'))) throw new NotFound(`flavor ${id} not found`);
       return flavor;
     },
-    list(auth: AuthContext, page: PageRequest): Promise<Page<Flavor>> {
-      return flavors.list(db, { ...page, ...(hasRole(auth, 'admin') ? {} : { isPublic: true }) });
+    /** `afterId` (OpenStack's marker) continues after that flavor: InvalidInput naming `marker` if there is none. */
+    async list(auth: AuthContext, page: PageRequest): Promise<Page<Flavor>> {
+      const { afterId, ...rest } = page;
+      const marker = afterId !== undefined ? await flavors.cursorAfter(db, afterId) : rest.marker;
+      if (afterId !== undefined && !marker) throw new InvalidInput(`marker ${afterId} not found`, [{ field: 'marker', message: 'no such item in this list' }]);
+      return flavors.list(db, { ...rest, marker, ...(hasRole(auth, 'admin') ? {} : { isPublic: true }) });
     },
     create(auth: AuthContext, input: NewFlavor): Promise<Flavor> {
       requireAdmin(auth);

@@ -2,7 +2,7 @@
  * The conductor worker (nova-conductor's job): runs every workflow and every activity that touches
  * the database, on the `stratus-conductor` task queue. Stateless; run as many as you like.
  */
-import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import { createBatchActivities } from '../activities/compute/batch';
@@ -12,6 +12,7 @@ import type { FaultPlan } from '../activities/fault-injection';
 import { createImageControlActivities } from '../activities/image/control';
 import { createMeteringControlActivities } from '../activities/metering/control';
 import { activityMetricsInterceptor } from './metrics';
+import { loadWorkflowBundle } from './workflow-bundle';
 import { createNetworkControlActivities } from '../activities/network/control';
 import { createReconcileControlActivities } from '../activities/reconcile/control';
 import { createStorageControlActivities } from '../activities/storage/control';
@@ -49,20 +50,9 @@ export interface ConductorDeps {
 /** Bounded, because Temporal's default grows with the heap limit and each running server's meter workflow would stay cached. */
 const DEFAULT_WORKFLOW_CACHE = 200;
 
-/** Bundles the workflows (webpack, ~1 s) for the conductor's isolated workflow sandbox. */
-export async function bundleWorkflows(log: Logger): Promise<{ code: string }> {
-  const bundleLog = log.child({ component: 'workflow-bundler' });
-  return bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    logger: {
-      log: (level, message, meta) => bundleLog.debug(meta ?? {}, `${level}: ${message}`),
-      trace: (message, meta) => bundleLog.trace(meta ?? {}, message),
-      debug: (message, meta) => bundleLog.debug(meta ?? {}, message),
-      info: (message, meta) => bundleLog.debug(meta ?? {}, message),
-      warn: (message, meta) => bundleLog.warn(meta ?? {}, message),
-      error: (message, meta) => bundleLog.error(meta ?? {}, message),
-    },
-  });
+/** The workflow bundle for the conductor's sandbox (built by a child process, cached: workers/workflow-bundle.ts). */
+export function bundleWorkflows(log: Logger): Promise<{ code: string }> {
+  return loadWorkflowBundle(log.child({ component: 'workflow-bundler' }));
 }
 
 /**

@@ -3,7 +3,7 @@ import { Conflict, InvalidInput, NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow } from '../errors';
 import { distinctUuids } from '../batch';
 import { isUuid, newId } from '../ids';
-import { byName, paginate } from '../pagination';
+import { byName, encodeCursor, paginate } from '../pagination';
 import type { Page, PageRequest, Queryable } from '../types';
 
 export interface Flavor {
@@ -92,6 +92,12 @@ export async function getMany(db: Queryable, ids: readonly string[]): Promise<Ma
   if (wanted.length === 0) return new Map();
   const rows = (await db('flavors').select(COLUMNS).whereIn('id', wanted)) as FlavorRow[];
   return new Map(rows.map((row) => [row.id, toFlavor(row)]));
+}
+
+/** The list cursor that continues after flavor `id` (flavors are listed by their unique name); null when there is none. */
+export async function cursorAfter(db: Queryable, id: string): Promise<string | null> {
+  const flavor = await get(db, id);
+  return flavor ? encodeCursor([flavor.name]) : null;
 }
 
 export async function getByName(db: Queryable, name: string): Promise<Flavor | null> {

@@ -190,6 +190,28 @@ export async function recordBuildFailure(db: Queryable, names: readonly string[]
   await db('hosts').whereIn('name', names).update({ last_build_failure_at: db.fn.now() });
 }
 
+/** The availability zone of each of the hosts `names` (one query); unknown hosts are absent. */
+export async function zonesOf(db: Queryable, names: readonly string[]): Promise<Map<string, string>> {
+  const wanted = [...new Set(names)];
+  if (wanted.length === 0) return new Map();
+  const rows = (await db('hosts').select('name', 'availability_zone').whereIn('name', wanted)) as Array<{ name: string; availability_zone: string }>;
+  return new Map(rows.map((row) => [row.name, row.availability_zone]));
+}
+
+/** Each availability zone with its hosts (name, status, enabled, last heartbeat), zones and hosts by name. */
+export async function zones(db: Queryable): Promise<Array<{ zone: string; hosts: Array<Pick<Host, 'name' | 'status' | 'enabled' | 'lastSeenAt'>> }>> {
+  const rows = (await db('hosts').select('name', 'status', 'enabled', 'last_seen_at', 'availability_zone').orderBy(['availability_zone', 'name'])) as Array<
+    Pick<HostRow, 'name' | 'status' | 'enabled' | 'last_seen_at' | 'availability_zone'>
+  >;
+  const by = new Map<string, Array<Pick<Host, 'name' | 'status' | 'enabled' | 'lastSeenAt'>>>();
+  for (const r of rows) {
+    const list = by.get(r.availability_zone) ?? [];
+    list.push({ name: r.name, status: r.status, enabled: r.enabled, lastSeenAt: r.last_seen_at });
+    by.set(r.availability_zone, list);
+  }
+  return [...by].map(([zone, hosts]) => ({ zone, hosts }));
+}
+
 /** Whether any registered host is in the zone. */
 export async function zoneExists(db: Queryable, zone: string): Promise<boolean> {
   return Boolean(await db('hosts').select('name').where({ availability_zone: zone }).first());

@@ -1,5 +1,6 @@
 /** Networks (Neutron): a project's L2 segment; subnets and ports hang off it. */
 import { Conflict, NotFound } from '../../core/errors';
+import { distinctUuids } from '../batch';
 import { atDbEdge, conflict, insertedRow, missing } from '../errors';
 import { isUuid, newId } from '../ids';
 import { applyFilters, type ColumnFilters } from '../filters';
@@ -93,3 +94,11 @@ export async function remove(db: Queryable, id: string): Promise<void> {
 }
 
 export { remove as delete };
+
+/** The networks of `ids` (a page's worth, in one query), by id; unknown ids are absent. */
+export async function getMany(db: Queryable, ids: readonly string[]): Promise<Map<string, Network>> {
+  const wanted = distinctUuids(ids);
+  if (wanted.length === 0) return new Map();
+  const rows = (await db('networks').select(COLUMNS).whereIn('id', wanted)) as NetworkRow[];
+  return new Map(rows.map((row) => [row.id, toNetwork(row)]));
+}

@@ -144,6 +144,17 @@ export async function latestByResources(db: Queryable, resourceIds: readonly str
   return new Map(rows.map((row) => [row.resource_id, toOperation(row)]));
 }
 
+/** When the `kind` operation (e.g. server.create) of each of `resourceIds` succeeded (one query); absent if it has not. */
+export async function succeededAt(db: Queryable, resourceIds: readonly string[], kind: string): Promise<Map<string, Date>> {
+  const wanted = distinctUuids(resourceIds);
+  if (wanted.length === 0) return new Map();
+  const rows = (await db('operations').select('resource_id', 'updated_at').whereIn('resource_id', wanted).where({ kind, status: 'succeeded' })) as Array<{
+    resource_id: string;
+    updated_at: Date;
+  }>;
+  return new Map(rows.map((row) => [row.resource_id, row.updated_at]));
+}
+
 /**
  * Stores the workflow's step progress (a JSON snapshot written at each step it marks). `seq` grows
  * with each write of one run, and an older snapshot never replaces a newer one. Unknown ids are ignored.

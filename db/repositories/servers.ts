@@ -165,12 +165,23 @@ export async function get(db: Queryable, id: string): Promise<Server | null> {
 }
 
 /** Ordered by creation; `projectId` and `batchId` filter; DELETED servers only with `includeDeleted`. */
-export function list(db: Queryable, page: PageRequest & { projectId?: string; batchId?: string; includeDeleted?: boolean }): Promise<Page<Server>> {
+export interface ServerListFilter {
+  projectId?: string;
+  batchId?: string;
+  includeDeleted?: boolean;
+  /** Names containing this, case-insensitively (Nova's `name` filter, a regex there). */
+  nameContains?: string;
+  status?: ServerStatus;
+}
+
+export function list(db: Queryable, page: PageRequest & ServerListFilter): Promise<Page<Server>> {
   if (page.projectId !== undefined && !isUuid(page.projectId)) return Promise.resolve({ items: [], next: null });
   if (page.batchId !== undefined && !isUuid(page.batchId)) return Promise.resolve({ items: [], next: null });
   const q = db('servers').select(COLUMNS);
   if (page.projectId !== undefined) q.where('project_id', page.projectId);
   if (page.batchId !== undefined) q.where('batch_id', page.batchId);
+  if (page.nameContains !== undefined) q.whereRaw("name ilike ? escape '\\'", [`%${page.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`)}%`]);
+  if (page.status !== undefined) q.where('status', page.status);
   if (!page.includeDeleted) q.whereNot('status', 'DELETED');
   return paginate(db, q, byCreation('servers'), page, toServer);
 }

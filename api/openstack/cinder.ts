@@ -219,6 +219,13 @@ export function cinderRouter(deps: OpenStackDeps): Router {
     res.json({ volume: presentVolume(auth, await volumes.get(auth, req.params.volume_id as string), base) });
   });
 
+  // `openstack volume set --name/--description`: a readable refusal rather than a bare 404.
+  router.put('/volumes/:volume_id', async (req) => {
+    const auth = callerOf(req);
+    await volumes.get(auth, req.params.volume_id as string);
+    throw new OpenStackError(400, 'Stratus volumes keep the name they were created with and store no description: volume updates are not supported.');
+  });
+
   // `cascade` and `force` (the SDK sends both, False) are accepted; neither changes anything here.
   router.delete('/volumes/:volume_id', async (req, res) => {
     const auth = callerOf(req);

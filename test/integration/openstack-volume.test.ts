@@ -196,6 +196,12 @@ test('bad requests are Cinder-shaped 4xx naming the problem', async () => {
   expect(notJson.status).toBe(400);
   expect(notJson.body.badRequest.message).toMatch(/JSON/);
   expect((await os('GET', `${vol}/volumes/6b1f9d3e-1111-4a4a-8a8a-000000000003`)).body.itemNotFound.code).toBe(404);
+  // volume set --name: not supported, and said so (an unknown volume is still a 404).
+  const someVolume = (await os('GET', `${vol}/volumes`)).body.volumes[0].id as string;
+  const rename = await os('PUT', `${vol}/volumes/${someVolume}`, { body: { volume: { name: 'renamed' } } });
+  expect(rename.status).toBe(400);
+  expect(rename.body.badRequest.message).toMatch(/not supported/);
+  expect((await os('PUT', `${vol}/volumes/6b1f9d3e-1111-4a4a-8a8a-000000000003`, { body: { volume: { name: 'x' } } })).status).toBe(404);
   expect((await os('GET', `${vol}/nosuch`)).body.itemNotFound.code).toBe(404);
   // No token: 401.
   expect((await t.call('GET', `${vol}/volumes`)).status).toBe(401);

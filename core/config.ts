@@ -35,7 +35,7 @@ const schema = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   TEMPORAL_UI_URL: z.url().optional(),
   TEMPORAL_CLI_PATH: optionalText,
-  STRATUS_WORKFLOW_CACHE: z.coerce.number().int().min(0).max(100000).default(200),
+  STRATUS_WORKFLOW_CACHE: z.coerce.number().int().min(0).max(100000).default(100),
   STRATUS_LIBVIRT_URI: z.string().min(1).default('test:///default'),
   STRATUS_DOMAIN_TYPE: z.enum(['qemu', 'kvm']).optional(),
   STRATUS_HOST_NAME: z

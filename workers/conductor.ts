@@ -48,7 +48,7 @@ export interface ConductorDeps {
 }
 
 /** Bounded, because Temporal's default grows with the heap limit and each running server's meter workflow would stay cached. */
-const DEFAULT_WORKFLOW_CACHE = 200;
+const DEFAULT_WORKFLOW_CACHE = 100;
 
 /** The workflow bundle for the conductor's sandbox (built by a child process, cached: workers/workflow-bundle.ts). */
 export function bundleWorkflows(log: Logger): Promise<{ code: string }> {

@@ -39,8 +39,9 @@ function cliCreateBody(name: string, size = 1, extra: Record<string, unknown> = 
   };
 }
 
+/** Polls show until `done(status)`; 60 s, as a loaded CI machine (2 cores, load 8) once took over 30 s to create one. */
 async function waitStatus(id: string, done: (status: string) => boolean): Promise<any> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   for (;;) {
     const res = await os('GET', `${vol}/volumes/${id}`);
     if (res.status === 200 && done(res.body.volume.status)) return res.body.volume;
@@ -111,12 +112,17 @@ test('create with the CLI’s explicit nulls → 202 creating; it becomes availa
   expect(fromImage.status).toBe(202);
   expect(fromImage.body.volume).toMatchObject({ bootable: 'true', volume_image_metadata: { image_id: imageId } });
   await waitStatus(fromImage.body.volume.id, (s) => s === 'available');
-}, 60_000);
+}, 150_000);
 
 test('limit and marker page by volume id, with absolute volumes_links (no endless loop for the SDK)', async () => {
-  for (const name of ['page-a', 'page-b', 'page-c']) expect((await os('POST', `${vol}/volumes`, { body: cliCreateBody(name) })).status).toBe(202);
+  const mine: string[] = [];
+  for (const name of ['page-a', 'page-b', 'page-c']) {
+    const res = await os('POST', `${vol}/volumes`, { body: cliCreateBody(name) });
+    expect(res.status).toBe(202);
+    mine.push(res.body.volume.id);
+  }
   const all = (await os('GET', `${vol}/volumes/detail`)).body.volumes.map((x: any) => x.id);
-  expect(all.length).toBeGreaterThanOrEqual(5);
+  expect(all).toEqual(expect.arrayContaining(mine)); // and whatever the other tests made: at least two pages
   const seen: string[] = [];
   let url: string | null = `${vol}/volumes/detail?limit=2`;
   while (url) {
@@ -170,12 +176,12 @@ test('attached through /v1, the volume shows in-use with its attachment; delete 
   const deleted = await os('DELETE', `${vol}/volumes/${id}?cascade=False&force=False`);
   expect(deleted.status).toBe(202);
   expect(deleted.body).toBeUndefined();
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   while ((await os('GET', `${vol}/volumes/${id}`)).status !== 404) {
     if (Date.now() > deadline) throw new Error(`volume ${id} was not deleted`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}, 90_000);
+}, 240_000);
 
 test('bad requests are Cinder-shaped 4xx naming the problem', async () => {
   const cases: Array<[unknown, number, string, string]> = [

@@ -12,5 +12,5 @@ if [[ -x "$VENV/bin/st" ]] && "$VENV/bin/python" -c "import importlib.metadata a
   exit 0
 fi
 python3 -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+"$VENV/bin/pip" install --quiet --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 echo "fuzz: schemathesis $SCHEMATHESIS_VERSION installed in $VENV"

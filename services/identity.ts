@@ -20,6 +20,8 @@ export type ProjectChanges = projects.ProjectChanges;
 export type User = users.User;
 
 export type Role = RoleName;
+/** Every role there is (Stratus's fixed set). */
+export const ROLES = roleAssignments.ROLES;
 
 /** Who is calling, resolved from a bearer token. */
 export interface AuthContext {

@@ -21,9 +21,14 @@
  * its lines. BigInt throughout: never a float.
  */
 import type { Knex } from 'knex';
-import { InvalidInput } from '../core/errors';
+import { Forbidden, InvalidInput, NotFound } from '../core/errors';
+import { isUuid } from '../db/ids';
 import * as meters from '../db/repositories/meters';
 import * as rates from '../db/repositories/rates';
+import { hasRole, requireAdmin, type AuthContext } from './identity';
+
+export type Rate = rates.Rate;
+export type RateUnit = rates.RateUnit;
 
 export type Granularity = 'hour' | 'day';
 
@@ -92,8 +97,21 @@ export function scaledInteger(value: string, digits: number): bigint {
   return BigInt(whole) * 10n ** BigInt(digits) + BigInt((frac.slice(0, digits) || '0').padEnd(digits, '0'));
 }
 
+/**
+ * The project a usage or cost query is about: the caller's by default (every role, readers included);
+ * another one, or all (null), for admins only.
+ */
+export function usageScope(auth: AuthContext, requested: string | undefined): string | null {
+  if (requested === undefined || requested === auth.project.id) return auth.project.id;
+  if (!hasRole(auth, 'admin')) throw new Forbidden("only admins read another project's usage", [{ field: 'query.project_id', message: 'not your project' }]);
+  if (requested === 'all') return null;
+  // The spec's pattern already refuses most; a uuid-shaped non-uuid must not reach the database's cast.
+  if (!isUuid(requested)) throw new InvalidInput(`project_id ${requested} is not a project id`, [{ field: 'query.project_id', message: 'a project id or all' }]);
+  return requested;
+}
+
 export interface UsageQuery {
-  /** null: every project (admins only; the route decides). */
+  /** null: every project (admins only: see `usageScope`). */
   projectId: string | null;
   from: Date;
   to: Date;
@@ -213,7 +231,25 @@ export function createMeteringService({ db, now = () => Date.now() }: { db: Knex
     return { lines, totals: [...totals.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([currency, amountMinor]) => ({ currency, amountMinor })) };
   }
 
-  return { usage, cost };
+  return {
+    usage,
+    cost,
+    /** Rates, read by everyone, set and removed by admins. */
+    listRates: (): Promise<Rate[]> => rates.list(db),
+    async getRate(id: string): Promise<Rate> {
+      const rate = await rates.get(db, id);
+      if (!rate) throw new NotFound(`rate ${id} not found`);
+      return rate;
+    },
+    createRate(auth: AuthContext, input: { unit: RateUnit; currency: string; price: string; effectiveFrom: Date }): Promise<Rate> {
+      requireAdmin(auth);
+      return rates.create(db, input);
+    },
+    removeRate(auth: AuthContext, id: string): Promise<void> {
+      requireAdmin(auth);
+      return rates.remove(db, id);
+    },
+  };
 }
 
 export type MeteringService = ReturnType<typeof createMeteringService>;

@@ -6,13 +6,12 @@
  * router stays a thin caller.
  */
 import type { Knex } from 'knex';
-import { InvalidInput, NotFound } from '../core/errors';
+import { InvalidInput } from '../core/errors';
 import * as hosts from '../db/repositories/hosts';
 import * as quotas from '../db/repositories/quotas';
 import * as serverGroups from '../db/repositories/server-groups';
 import type { Queryable } from '../db/types';
 import type { AuthContext } from './identity';
-import { hasRole } from './identity';
 import { serverQuotaAmounts, type ServerQuotaPlan } from './quotas';
 
 export interface PlacementRequest {
@@ -26,13 +25,6 @@ export async function assertKnownZone(db: Queryable, zone: string | undefined, f
   if (!(await hosts.zoneExists(db, zone))) {
     throw new InvalidInput(`no host is in availability zone ${zone}`, [{ field, message: 'unknown availability zone' }]);
   }
-}
-
-/** The caller's server group (admins: any project's), or NotFound. */
-export async function visibleGroup(db: Queryable, auth: AuthContext, id: string): Promise<serverGroups.ServerGroup> {
-  const group = await serverGroups.get(db, id);
-  if (!group || (group.projectId !== auth.project.id && !hasRole(auth, 'admin'))) throw new NotFound(`server group ${id} not found`);
-  return group;
 }
 
 /** Checks `availability_zone` and `group_id` of a create request (the group must be the caller's project's). */

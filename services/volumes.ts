@@ -16,6 +16,8 @@ import { assertKnownZone } from './server-requests';
 import { listScope, visibleOr404 } from './visibility';
 
 export type Volume = volumes.Volume;
+export type VolumeStatus = volumes.VolumeStatus;
+export const VOLUME_STATUSES = volumes.VOLUME_STATUSES;
 
 /** Disk targets after the root disk (vda): vdb, vdc, … */
 export function deviceFor(index: number): string {

@@ -108,13 +108,15 @@ export async function startScratchDevServer(config: { temporal: Pick<Config['tem
 }
 
 const STOP_GRACE_MS = 5_000;
+/** The dev server listens on loopback only. */
+export const DEV_SERVER_HOST = '127.0.0.1';
 const STDERR_LINES_KEPT = 8;
 
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const log = options.log.child({ component: 'temporal' });
   const headless = options.headless ?? false;
   const timeoutMs = options.readyTimeoutMs ?? 30_000;
-  const host = '127.0.0.1';
+  const host = DEV_SERVER_HOST;
 
   if (options.pidFile) {
     const stale = await reapStaleDevServer(options.pidFile, log);

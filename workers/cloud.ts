@@ -19,7 +19,8 @@ import type { Database } from '../db/connect';
 import { ImageUrlSigner, resolveSecretKey } from '../images/signed-url';
 import { connectTemporal, ensureNamespaceAndSearchAttributes } from '../temporal/connection';
 import { assertPortFree } from '../core/ports';
-import { startEmbeddedDevServer } from '../temporal/dev-server';
+import { resolveTemporalCli } from '../temporal/binary';
+import { DEV_SERVER_HOST, devServerPaths, startEmbeddedDevServer } from '../temporal/dev-server';
 import { close, listen } from './http';
 import { serveMetrics } from './metrics';
 import { installTemporalRuntime } from './temporal-runtime';
@@ -95,6 +96,8 @@ export interface StartOptions {
   faults?: FaultPlan;
   /** `up` without its host agent (tests that bring their own hosts: test/support/hosts.ts). Default true. */
   agent?: boolean;
+  /** A workflow bundle built beforehand (tests build one per run); by default the conductor bundles workflows/ itself. */
+  workflowBundle?: { code: string };
 }
 
 export async function startCloud(role: Role, config: Config, log: Logger, options: StartOptions = {}): Promise<RunningCloud> {
@@ -114,8 +117,25 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
 
   try {
     fs.mkdirSync(config.dataDir, { recursive: true });
-    // Fail in a second, not after everything else started, when the API port is taken.
+    // Fail in a second, not after everything else started (PGlite's initdb, the workflow bundle: 10-20 s
+    // on a busy machine), when the API port is taken, the embedded Temporal server has no binary or
+    // its ports are taken, or libvirt does not open: the same one-line errors, checked first.
     if (runs.api) await assertPortFree(config.api.host, config.api.port, 'STRATUS_API_PORT');
+    if (!config.temporal.address) {
+      resolveTemporalCli(config);
+      // A dev server left by a killed `up` holds the ports: startDevServer reaps it (its pid file) first.
+      if (!fs.existsSync(devServerPaths(config.dataDir).pidFile)) {
+        await assertPortFree(DEV_SERVER_HOST, config.temporal.port, 'TEMPORAL_PORT');
+        await assertPortFree(DEV_SERVER_HOST, config.temporal.uiPort, 'TEMPORAL_UI_PORT');
+      }
+    }
+    const hypervisor = runs.agent
+      ? await (await import('../libvirt')).openHypervisor(config.host.libvirtUri).catch((err: Error) => {
+          if (err instanceof MissingDependency) throw err;
+          throw new MissingDependency(`libvirt: ${err.message}: check STRATUS_LIBVIRT_URI (default test:///default)`);
+        })
+      : undefined;
+    if (hypervisor) stack.add('hypervisor', () => hypervisor.close());
 
     // 1. In parallel: Temporal (the embedded dev server, or the cluster at TEMPORAL_ADDRESS), the
     //    database (api and conductor only: host agents hold no database credentials), and the
@@ -141,7 +161,11 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
     const [address, db, workflowBundle] = await allOrFirstError([
       startTemporal(),
       startDatabase(),
-      runs.conductor ? import('./conductor').then((c) => c.bundleWorkflows(log)) : Promise.resolve(undefined),
+      runs.conductor
+        ? options.workflowBundle
+          ? Promise.resolve(options.workflowBundle)
+          : import('./conductor').then((c) => c.bundleWorkflows(log))
+        : Promise.resolve(undefined),
     ] as const);
 
     const { connection, client } = await connectTemporal(address, config.temporal.namespace);
@@ -187,13 +211,8 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
 
     // 3. Host agent.
     let agentReady: Promise<void> = Promise.resolve();
-    if (runs.agent) {
-      const [{ openHypervisor }, { createHostAgent }] = await Promise.all([import('../libvirt'), import('./agent')]);
-      const hypervisor = await openHypervisor(config.host.libvirtUri).catch((err: Error) => {
-        if (err instanceof MissingDependency) throw err;
-        throw new MissingDependency(`libvirt: ${err.message}: check STRATUS_LIBVIRT_URI (default test:///default)`);
-      });
-      stack.add('hypervisor', () => hypervisor.close());
+    if (hypervisor) {
+      const { createHostAgent } = await import('./agent');
       const agent = await createHostAgent({
         connection: native,
         client,
@@ -210,7 +229,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
     }
 
     // Metrics on a port of their own (any role; `up` and `api` also serve them on the API's /metrics).
-    if (db && runs.conductor) (await import('./metrics')).collectFromDatabase(db);
+    if (db && runs.conductor) (await import('../services/hosts')).collectHostGauges(db);
     if (config.metricsPort !== undefined) {
       const metricsServer = await serveMetrics(config.api.host, config.metricsPort);
       stack.add('metrics endpoint', () => close(metricsServer));

@@ -17,21 +17,8 @@ import * as operations from '../../db/repositories/operations';
 import * as serverGroups from '../../db/repositories/server-groups';
 import * as servers from '../../db/repositories/servers';
 import { startOperationWorkflow } from '../../temporal/start-operation';
+import type { BatchTemplate } from '../../workflows/batch-contract';
 import { OPERATIONS, type OperationDef } from '../../workflows/catalog';
-import type { Flavor } from './types';
-import type { NetworkRequest } from '../network/types';
-
-/** What each member is created from: the server create request, resolved and checked by the API. */
-export interface BatchTemplate {
-  flavor: Flavor;
-  imageId: string;
-  networks: NetworkRequest[];
-  volumes: Array<{ sizeGb: number; deleteOnTermination?: boolean }>;
-  metadata: Record<string, string>;
-  /** Placement asked for: members are created in this zone and join this server group. */
-  availabilityZone?: string | null;
-  groupId?: string | null;
-}
 
 export function memberServerId(batchId: string, index: number): string {
   return uuidFrom('batch-member', batchId, String(index));

@@ -1,11 +1,12 @@
 /**
  * The conductor's side of placement: reads hosts and their claims from the database into the pure
- * scheduler's shape (services/scheduler.ts), and claims the decision with the same filters re-run on
- * the locked host row. Used by server placement (claimHost) and volume placement (pickVolumeHost).
+ * scheduler's shape (services/scheduler.ts; by services/hosts.ts's `toHostState`, as the API's host
+ * views are), and claims the decision with the same filters re-run on the locked host row. Used by server placement (claimHost) and volume placement (pickVolumeHost).
  */
 import type { Knex } from 'knex';
 import * as claims from '../../db/repositories/claims';
 import * as hosts from '../../db/repositories/hosts';
+import { toHostState } from '../../services/hosts';
 import {
   checkHost,
   demand,
@@ -16,7 +17,6 @@ import {
   type HostState,
   type PlacementRequest,
   type Rejection,
-  type Resources,
   type SchedulerConfig,
 } from '../../services/scheduler';
 
@@ -32,32 +32,13 @@ export function schedulerConfig(settings: PlacementSettings): SchedulerConfig {
   return { ...DEFAULT_SCHEDULER_CONFIG, ramWeigher: settings.ramWeigher };
 }
 
-/** A host row and its claims as the scheduler sees them. */
-export function toHostState(h: hosts.Host, claimed: Resources, settings: PlacementSettings, heartbeatSeconds: number, now: number): HostState {
-  return {
-    name: h.name,
-    enabled: h.enabled,
-    alive: hosts.isAlive(h, heartbeatSeconds, now),
-    availabilityZone: h.availabilityZone,
-    capacity: { vcpus: h.vcpus, ramMb: h.ramMb, diskGb: h.diskGb },
-    ratios: {
-      cpu: h.cpuAllocationRatio ?? settings.ratios.cpu,
-      ram: h.ramAllocationRatio ?? settings.ratios.ram,
-      disk: h.diskAllocationRatio ?? settings.ratios.disk,
-    },
-    claimed,
-    capabilities: h.capabilities,
-    lastBuildFailureAt: h.lastBuildFailureAt ? new Date(h.lastBuildFailureAt).getTime() : null,
-  };
-}
-
 /** Every registered host with what is claimed on it (two queries, whatever the number of hosts). */
 export async function loadHostStates(db: Knex, settings: PlacementSettings, heartbeatSeconds: number, now = Date.now()): Promise<HostState[]> {
   const [rows, usage] = await Promise.all([
     db('hosts').select(hosts.COLUMNS).orderBy('name') as Promise<Array<Parameters<typeof hosts.toHost>[0]>>,
     claims.usageByHost(db),
   ]);
-  return rows.map((r) => toHostState(hosts.toHost(r), usage[r.name] ?? claims.NONE, settings, heartbeatSeconds, now));
+  return rows.map((r) => toHostState(hosts.toHost(r), usage[r.name] ?? claims.NONE, settings.ratios, heartbeatSeconds, now));
 }
 
 /**
@@ -78,7 +59,7 @@ export async function claimDecision(
     candidates,
     groupId: request.group?.id ?? null,
     fits: (host, claimed, memberHosts) => {
-      const state = toHostState(host, claimed, req.settings, req.heartbeatSeconds, Date.now());
+      const state = toHostState(host, claimed, req.settings.ratios, req.heartbeatSeconds, Date.now());
       const group = request.group ? { ...request.group, memberHosts } : null;
       const refusal = checkHost(state, { ...request, group });
       if (!refusal) return undefined;

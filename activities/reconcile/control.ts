@@ -99,6 +99,9 @@ export function createReconcileControlActivities({ db, temporal, log }: Reconcil
           if (!op.runId && wf.runId) await operations.setRunId(db, op.id, wf.runId);
           continue;
         }
+        // The list was read before the describe: a run that finished its operation and closed in
+        // between is done, not orphaned (cleaning it up turned ACTIVE servers into ERROR).
+        if (wf.state === 'closed' && (await operations.get(db, op.id))?.status !== 'running') continue;
         const ref = { workflowId: op.workflowId, kind: op.kind, projectId: op.projectId, resourceId: op.resourceId };
         if (op.kind === 'server.create' && wf.state === 'closed') {
           const fault = { step: 'workflow', code: 'WorkflowClosed', message: `the create workflow ended (${wf.status}) before it finished; cleaned up by the reconciler` };

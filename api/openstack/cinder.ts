@@ -13,9 +13,8 @@
 import { createHash } from 'node:crypto';
 import { Router, type Request } from 'express';
 import { NotFound } from '../../core/errors';
-import { VOLUME_STATUSES, type VolumeStatus } from '../../db/repositories/volumes';
 import { hasRole, type AuthContext } from '../../services/identity';
-import { createVolumeService, type Volume } from '../../services/volumes';
+import { createVolumeService, VOLUME_STATUSES, type Volume, type VolumeStatus } from '../../services/volumes';
 import { callerOf, requireWriter } from '../auth';
 import { createVolumeOperation, deleteVolumeOperation } from '../volume-operations';
 import { VERSIONED } from './catalog';

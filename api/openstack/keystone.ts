@@ -6,10 +6,8 @@
  */
 import { Router, type Request } from 'express';
 import { Forbidden, NotFound, Unauthorized } from '../../core/errors';
-import { hasRole, requireAdmin, type AuthContext, type IdentityService, type Project, type User } from '../../services/identity';
-import { ROLES } from '../../db/repositories/roles';
-import { MAX_PAGE_SIZE } from '../../db';
-import type { Page, PageRequest } from '../../db/types';
+import { hasRole, requireAdmin, ROLES, type AuthContext, type IdentityService, type Project, type User } from '../../services/identity';
+import { MAX_PAGE_SIZE, type Page, type PageRequest } from '../../services/pages';
 import { callerOf } from '../auth';
 import { tokenAuth } from './auth';
 import { serviceCatalog, VERSIONED } from './catalog';

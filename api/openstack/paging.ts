@@ -5,7 +5,7 @@
  * is relative to its version root (`/v2/images?…`), never carrying the mount prefix.
  */
 import type { Request } from 'express';
-import { MAX_PAGE_SIZE } from '../../db';
+import { MAX_PAGE_SIZE } from '../../services/pages';
 import { OpenStackError } from './errors';
 
 export interface OsPage {

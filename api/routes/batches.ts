@@ -1,68 +1,33 @@
 /**
- * Server batches: `count` servers from one create request, as one operation. Members are ordinary
- * servers (`GET /v1/servers?batch_id=`), each made by the ordinary create workflow; the batch
- * workflow (workflows/server-batch.ts) paces them, and retry / cancel act on the batch as a whole.
+ * Server batches: `count` servers from one create request, as one operation. The rules live in the
+ * batch service (services/batches.ts); this router parses, starts the batch workflow's runs as
+ * operations, and presents.
  */
-import { randomUUID } from 'node:crypto';
-import { Router, type Request } from 'express';
-import { Conflict, DomainError, InvalidInput } from '../../core/errors';
-import type { BatchTemplate } from '../../activities/compute/batch';
-import * as batches from '../../db/repositories/batches';
-import * as operations from '../../db/repositories/operations';
-import * as servers from '../../db/repositories/servers';
+import { Router, type Request, type Response } from 'express';
 import type { components } from '../../openapi/types';
+import { createBatchService, type Batch, type BatchBody, type BatchDetails, type Operation } from '../../services/batches';
+import type { IdentityService } from '../../services/identity';
 import { cancelBatchSignal, type ServerBatchInput } from '../../workflows/batch-contract';
 import { OPERATIONS } from '../../workflows/catalog';
-import type { AuthContext, IdentityService } from '../../services/identity';
-import { listScope, visibleOr404 } from '../../services/visibility';
 import { authenticate, callerOf, requireWriter } from '../auth';
 import { presentOperation, startOperation, type OperationDeps } from '../operations';
 import { pageQuery } from '../pagination';
-import { checkPlacementRequest } from '../../services/server-requests';
-import { createComputeService } from '../../services/compute';
-import type { JsonBody } from '../body';
 
 type Schemas = components['schemas'];
-type BatchBody = {
-  template: JsonBody<'createServer'>;
-  count: number;
-  name_pattern?: string;
-  min_count?: number;
-  max_parallel?: number;
-  rollback_on_failure?: boolean;
-};
-
-/** The server checks name `body.<field>`; in a batch the field lives in the template. */
-function inTemplate(err: unknown): never {
-  if (err instanceof DomainError) for (const f of err.fields) f.field = f.field.replace(/^body\.(?!template\.)/, 'body.template.');
-  throw err;
-}
-
-/** Members in BUILD at once when the request does not say. */
-const DEFAULT_MAX_PARALLEL = 20;
 
 export function batchesRouter(deps: OperationDeps & { identity: IdentityService }): Router {
-  const { db } = deps;
-  const compute = createComputeService(db);
+  const service = createBatchService(deps.db);
   const router = Router();
   router.use('/v1/server-batches', authenticate(deps.identity));
 
-  async function visibleBatch(auth: AuthContext, id: string): Promise<batches.Batch<BatchTemplate>> {
-    return visibleOr404(auth, await batches.get<BatchTemplate>(db, id), { kind: 'batch', id });
-  }
-
-  async function present(batch: batches.Batch, withMembers?: { req: Request }): Promise<Schemas['ServerBatch']> {
-    const [counts, ops] = await Promise.all([batches.memberCounts(db, batch.id), operations.listByResource(db, batch.id)]);
-    const latest = ops[ops.length - 1];
+  /** The batch with its counts and latest operation; with `withMembers`, a page of its members. */
+  async function present(batch: Batch, withMembers?: { req: Request }): Promise<Schemas['ServerBatch']> {
+    const { counts, latest, members: page }: BatchDetails = await service.details(batch, withMembers ? pageQuery(withMembers.req) : undefined);
     const base = deps.config.api.publicUrl;
-    let members: Schemas['ServerBatch']['members'];
-    if (withMembers) {
-      const page = await servers.list(db, { ...pageQuery(withMembers.req), batchId: batch.id, includeDeleted: true });
-      members = {
-        items: page.items.map((s) => ({ index: s.batchIndex ?? 0, server_id: s.id, name: s.name, status: s.status, task_state: s.taskState, fault: s.fault })),
-        next: page.next,
-      };
-    }
+    const members: Schemas['ServerBatch']['members'] = page && {
+      items: page.items.map((s) => ({ index: s.batchIndex ?? 0, server_id: s.id, name: s.name, status: s.status, task_state: s.taskState, fault: s.fault })),
+      next: page.next,
+    };
     return {
       id: batch.id,
       name: batch.name,
@@ -93,8 +58,8 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
   }
 
   /** Records a run of the batch workflow and starts it (a new run of `batch:<id>` for a retry). */
-  async function run(batch: batches.Batch, name: 'batchCreate' | 'batchRetry' | 'batchDelete'): Promise<operations.Operation> {
-    return startOperation(deps, {
+  const run = (name: 'batchCreate' | 'batchRetry' | 'batchDelete') => (batch: Batch) =>
+    startOperation(deps, {
       def: OPERATIONS[name],
       resourceId: batch.id,
       projectId: batch.projectId,
@@ -108,106 +73,46 @@ export function batchesRouter(deps: OperationDeps & { identity: IdentityService 
         ...(name === 'batchDelete' ? { rollingBack: 'delete' as const } : {}),
       }),
     });
+
+  /** 202 with the batch and the operation acting on it. */
+  async function accepted(res: Response, { batch, operation }: { batch: Batch; operation: Operation }): Promise<void> {
+    res.status(202).json({ batch: await present(batch), operation: await presentOperation(deps, operation, false) });
   }
 
   router.post('/v1/server-batches', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const body = req.body as BatchBody;
-    const minCount = body.min_count ?? body.count;
-    if (minCount > body.count) throw new InvalidInput('min_count cannot exceed count', [{ field: 'body.min_count', message: `at most count (${body.count})` }]);
-    for (const [i, n] of (body.template.networks ?? []).entries()) {
-      if (n.port_id) throw new InvalidInput('a batch cannot share one port between members', [{ field: `body.template.networks[${i}].port_id`, message: 'use network_id' }]);
-      if (n.fixed_ip) throw new InvalidInput('a batch cannot give one address to every member', [{ field: `body.template.networks[${i}].fixed_ip`, message: 'not allowed in a batch' }]);
-    }
-    for (const [i, v] of (body.template.volumes ?? []).entries()) {
-      if (v.volume_id) throw new InvalidInput('a batch cannot attach one volume to every member', [{ field: `body.template.volumes[${i}].volume_id`, message: 'use size_gb' }]);
-    }
-    const plan = await compute.resolveCreate(auth, body.template).catch(inTemplate);
-    const placement = await checkPlacementRequest(db, auth, body.template).catch(inTemplate);
-    const template: BatchTemplate = {
-      flavor: plan.flavor,
-      imageId: plan.imageId,
-      networks: plan.networks,
-      volumes: plan.volumes.flatMap((v) => ('sizeGb' in v ? [v] : [])),
-      metadata: body.template.metadata ?? {},
-      availabilityZone: placement.availabilityZone,
-      groupId: placement.group?.id ?? null,
-    };
-    const batch = await batches.create(db, {
-      id: randomUUID(),
-      projectId: auth.project.id,
-      userId: auth.user.id,
-      name: body.template.name,
-      namePattern: body.name_pattern ?? `${body.template.name}-{n}`,
-      template,
-      count: body.count,
-      minCount,
-      maxParallel: body.max_parallel ?? Math.min(DEFAULT_MAX_PARALLEL, body.count),
-      rollbackOnFailure: body.rollback_on_failure ?? false,
-    });
-    const op = await run(batch, 'batchCreate').catch(async (err: unknown) => {
-      // Nothing half-created: a batch whose workflow never started never existed for users.
-      await db('server_batches').where({ id: batch.id }).delete().catch(() => undefined);
-      throw err;
-    });
-    req.log.info({ batch: batch.id, count: batch.count, operation: op.id }, 'server batch accepted');
-    res.status(202).json({ batch: await present(batch), operation: await presentOperation(deps, op, false) });
+    const created = await service.create(auth, req.body as BatchBody, run('batchCreate'));
+    req.log.info({ batch: created.batch.id, count: created.batch.count, operation: created.operation.id }, 'server batch accepted');
+    await accepted(res, created);
   });
 
   router.get('/v1/server-batches', async (req, res) => {
-    const auth = callerOf(req);
-    const page = await batches.list(db, { ...pageQuery(req), ...listScope(auth) });
+    const page = await service.list(callerOf(req), pageQuery(req));
     res.json({ server_batches: await Promise.all(page.items.map((b) => present(b))), next: page.next });
   });
 
   router.get('/v1/server-batches/:batch_id', async (req, res) => {
-    const auth = callerOf(req);
-    res.json(await present(await visibleBatch(auth, req.params.batch_id as string), { req }));
+    res.json(await present(await service.get(callerOf(req), req.params.batch_id as string), { req }));
   });
 
   router.post('/v1/server-batches/:batch_id/retry', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const batch = await visibleBatch(auth, req.params.batch_id as string);
-    const counts = await batches.memberCounts(db, batch.id);
-    if (batch.status === 'running' || batch.status === 'cancelling') throw new Conflict(`batch ${batch.id} is ${batch.status}: wait for it to end`);
-    if (['cancelled', 'deleting', 'deleted'].includes(batch.status)) throw new Conflict(`batch ${batch.id} is ${batch.status}: create a new batch`);
-    if (counts.ERROR === 0 && counts.created === batch.count) throw new Conflict(`batch ${batch.id} has no failed member to retry`);
-    const running = await batches.transition(db, batch.id, { from: ['succeeded', 'failed'], to: 'running', fault: null });
-    const op = await run(running, 'batchRetry').catch(async (err: unknown) => {
-      await batches.transition(db, batch.id, { from: ['running'], to: batch.status, fault: batch.fault }).catch(() => undefined);
-      throw err;
-    });
-    res.status(202).json({ batch: await present(running), operation: await presentOperation(deps, op, false) });
+    await accepted(res, await service.retry(auth, req.params.batch_id as string, run('batchRetry')));
   });
 
   router.post('/v1/server-batches/:batch_id/cancel', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const batch = await visibleBatch(auth, req.params.batch_id as string);
-    const ops = await operations.listByResource(db, batch.id);
-    const op = ops.reverse().find((o) => o.status === 'running');
-    if (batch.status === 'cancelling' && op) return void res.status(202).json({ batch: await present(batch), operation: await presentOperation(deps, op, false) });
-    const cancelling = await batches.transition(db, batch.id, { from: ['running'], to: 'cancelling' });
-    if (!op) throw new Conflict(`batch ${batch.id} has no run to cancel`);
-    await deps.temporal.workflow.getHandle(op.workflowId).signal(cancelBatchSignal);
-    res.status(202).json({ batch: await present(cancelling), operation: await presentOperation(deps, op, false) });
+    const signal = (op: Operation) => deps.temporal.workflow.getHandle(op.workflowId).signal(cancelBatchSignal);
+    await accepted(res, await service.cancel(auth, req.params.batch_id as string, signal));
   });
 
   router.delete('/v1/server-batches/:batch_id', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const batch = await visibleBatch(auth, req.params.batch_id as string);
-    const running = (await operations.listByResource(db, batch.id)).find((o) => o.kind === OPERATIONS.batchDelete.kind && o.status === 'running');
-    if (running) return void res.status(202).json({ batch: await present(batch), operation: await presentOperation(deps, running, false) });
-    if (batch.status === 'running' || batch.status === 'cancelling') throw new Conflict(`batch ${batch.id} is ${batch.status}: cancel it instead`);
-    const deleting = await batches.transition(db, batch.id, { from: ['succeeded', 'failed', 'cancelled'], to: 'deleting' });
-    const op = await run(deleting, 'batchDelete').catch(async (err: unknown) => {
-      await batches.transition(db, batch.id, { from: ['deleting'], to: batch.status }).catch(() => undefined);
-      throw err;
-    });
-    res.status(202).json({ batch: await present(deleting), operation: await presentOperation(deps, op, false) });
+    await accepted(res, await service.remove(auth, req.params.batch_id as string, run('batchDelete')));
   });
 
   return router;

@@ -1,12 +1,12 @@
 /** The ledger of leftovers (admin only): what undos could not clean up, and what the reconciler retries. */
 import { Router } from 'express';
 import type { Knex } from 'knex';
-import * as leftovers from '../../db/repositories/leftovers';
 import type { components } from '../../openapi/types';
 import type { IdentityService } from '../../services/identity';
-import { adminOnly, authenticate } from '../auth';
+import { createLeftoverService, type Leftover } from '../../services/leftovers';
+import { adminOnly, authenticate, callerOf } from '../auth';
 
-function presentLeftover(l: leftovers.Leftover): components['schemas']['Leftover'] {
+function presentLeftover(l: Leftover): components['schemas']['Leftover'] {
   return {
     id: l.id,
     operation_id: l.operationId,
@@ -24,11 +24,12 @@ function presentLeftover(l: leftovers.Leftover): components['schemas']['Leftover
 }
 
 export function leftoversRouter(deps: { db: Knex; identity: IdentityService }): Router {
+  const service = createLeftoverService(deps.db);
   const router = Router();
   router.get('/v1/leftovers', authenticate(deps.identity), adminOnly, async (req, res) => {
     const status = req.query.status === 'done' ? 'done' : 'pending';
     const limit = Number(req.query.limit ?? 100);
-    res.json({ leftovers: (await leftovers.list(deps.db, { status, limit })).map(presentLeftover) });
+    res.json({ leftovers: (await service.list(callerOf(req), { status, limit })).map(presentLeftover) });
   });
   return router;
 }

@@ -7,7 +7,7 @@
 import { Router, type RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { metrics } from '../../core/metrics';
-import { collectFromDatabase } from '../../workers/metrics';
+import { collectHostGauges } from '../../services/hosts';
 
 export function requestMetrics(): RequestHandler {
   return (req, res, next) => {
@@ -23,7 +23,7 @@ export function requestMetrics(): RequestHandler {
 }
 
 export function metricsRouter({ db }: { db: Knex }): Router {
-  collectFromDatabase(db);
+  collectHostGauges(db);
   const router = Router();
   router.get('/metrics', async (_req, res) => {
     const registry = metrics().registry;

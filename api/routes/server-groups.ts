@@ -1,14 +1,13 @@
-/** Nova's server groups: a policy that places the servers created with the group's id. */
+/** Nova's server groups: a policy that places the servers created with the group's id (services/server-groups.ts). */
 import { Router } from 'express';
 import type { Knex } from 'knex';
-import { Conflict } from '../../core/errors';
-import { visibleGroup } from '../../services/server-requests';
-import * as serverGroups from '../../db/repositories/server-groups';
 import type { components } from '../../openapi/types';
 import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
+import { createServerGroupService, type GroupDetails, type GroupPolicy } from '../../services/server-groups';
 import { authenticate, callerOf, requireWriter } from '../auth';
 
-function present(auth: AuthContext, g: serverGroups.ServerGroup, members: serverGroups.Member[]): components['schemas']['ServerGroup'] {
+/** Members' hosts are shown to admins only. */
+function present(auth: AuthContext, { group: g, members }: GroupDetails): components['schemas']['ServerGroup'] {
   const admin = hasRole(auth, 'admin');
   return {
     id: g.id,
@@ -21,38 +20,32 @@ function present(auth: AuthContext, g: serverGroups.ServerGroup, members: server
 }
 
 export function serverGroupsRouter({ db, identity }: { db: Knex; identity: IdentityService }): Router {
+  const service = createServerGroupService(db);
   const router = Router();
   router.use('/v1/server-groups', authenticate(identity));
 
   router.get('/v1/server-groups', async (req, res) => {
     const auth = callerOf(req);
-    const groups = await serverGroups.list(db, hasRole(auth, 'admin') ? undefined : auth.project.id);
-    const members = await serverGroups.members(db, groups.map((g) => g.id));
-    res.json({ server_groups: groups.map((g) => present(auth, g, members[g.id] ?? [])) });
+    res.json({ server_groups: (await service.list(auth)).map((d) => present(auth, d)) });
   });
 
   router.post('/v1/server-groups', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const body = req.body as { name: string; policy: serverGroups.GroupPolicy };
-    const group = await serverGroups.create(db, { projectId: auth.project.id, name: body.name, policy: body.policy });
-    res.status(201).json(present(auth, group, []));
+    const body = req.body as { name: string; policy: GroupPolicy };
+    const group = await service.create(auth, { name: body.name, policy: body.policy });
+    res.status(201).json(present(auth, { group, members: [] }));
   });
 
   router.get('/v1/server-groups/:group_id', async (req, res) => {
     const auth = callerOf(req);
-    const group = await visibleGroup(db, auth, req.params.group_id as string);
-    const members = await serverGroups.members(db, [group.id]);
-    res.json(present(auth, group, members[group.id] ?? []));
+    res.json(present(auth, await service.show(auth, req.params.group_id as string)));
   });
 
   router.delete('/v1/server-groups/:group_id', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const group = await visibleGroup(db, auth, req.params.group_id as string);
-    const members = (await serverGroups.members(db, [group.id]))[group.id] ?? [];
-    if (members.length > 0) throw new Conflict(`server group ${group.id} has ${members.length} member(s): delete them first`);
-    await serverGroups.remove(db, group.id);
+    await service.remove(auth, req.params.group_id as string);
     res.status(204).end();
   });
   return router;

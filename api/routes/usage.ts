@@ -7,12 +7,19 @@
  */
 import { Router } from 'express';
 import type { Knex } from 'knex';
-import { Forbidden, InvalidInput, NotFound } from '../../core/errors';
-import { isUuid } from '../../db/ids';
-import * as rates from '../../db/repositories/rates';
 import type { components } from '../../openapi/types';
-import { hasRole, type AuthContext, type IdentityService } from '../../services/identity';
-import { createMeteringService, decimal, minorToDecimal, UNIT_BASE, type Granularity, type Quantities } from '../../services/metering';
+import type { IdentityService } from '../../services/identity';
+import {
+  createMeteringService,
+  decimal,
+  minorToDecimal,
+  UNIT_BASE,
+  usageScope,
+  type Granularity,
+  type Quantities,
+  type Rate,
+  type RateUnit,
+} from '../../services/metering';
 import { adminOnly, authenticate, callerOf } from '../auth';
 import { bodyFields } from './networks';
 
@@ -22,7 +29,7 @@ const iso = (d: Date) => d.toISOString();
 /** Exact `*_seconds` (3 decimals), `*_hours` rounded half-up to 6 decimals. */
 function present(q: Quantities): Schemas['Usage'] {
   const secs = (v: bigint) => decimal(v, 1000n, 3);
-  const hours = (unit: rates.RateUnit) => decimal(UNIT_BASE[unit].of(q), UNIT_BASE[unit].divisor, 6);
+  const hours = (unit: RateUnit) => decimal(UNIT_BASE[unit].of(q), UNIT_BASE[unit].divisor, 6);
   return {
     vcpu_seconds: secs(q.vcpuMs),
     ram_mb_seconds: secs(q.ramMbMs),
@@ -42,7 +49,7 @@ function present(q: Quantities): Schemas['Usage'] {
   };
 }
 
-function presentRate(r: rates.Rate): Schemas['Rate'] {
+function presentRate(r: Rate): Schemas['Rate'] {
   return {
     id: r.id,
     unit: r.unit,
@@ -52,16 +59,6 @@ function presentRate(r: rates.Rate): Schemas['Rate'] {
     effective_to: r.effectiveTo ? iso(r.effectiveTo) : null,
     created_at: iso(r.createdAt),
   };
-}
-
-/** The project a usage query is about: the caller's by default; another one, or all (null), for admins only. */
-function projectScope(auth: AuthContext, requested: string | undefined): string | null {
-  if (requested === undefined || requested === auth.project.id) return auth.project.id;
-  if (!hasRole(auth, 'admin')) throw new Forbidden("only admins read another project's usage", [{ field: 'query.project_id', message: 'not your project' }]);
-  if (requested === 'all') return null;
-  // The spec's pattern already refuses most; a uuid-shaped non-uuid must not reach the database's cast.
-  if (!isUuid(requested)) throw new InvalidInput(`project_id ${requested} is not a project id`, [{ field: 'query.project_id', message: 'a project id or all' }]);
-  return requested;
 }
 
 export function usageRouter({ db, identity }: { db: Knex; identity: IdentityService }): Router {
@@ -75,7 +72,7 @@ export function usageRouter({ db, identity }: { db: Knex; identity: IdentityServ
   });
 
   router.get('/v1/usage', async (req, res) => {
-    const projectId = projectScope(callerOf(req), req.query.project_id as string | undefined);
+    const projectId = usageScope(callerOf(req), req.query.project_id as string | undefined);
     const { from, to } = period(req.query);
     const granularity = (req.query.granularity as Granularity | undefined) ?? 'day';
     const report = await metering.usage({ projectId, from, to, granularity });
@@ -109,7 +106,7 @@ export function usageRouter({ db, identity }: { db: Knex; identity: IdentityServ
   });
 
   router.get('/v1/usage/cost', async (req, res) => {
-    const projectId = projectScope(callerOf(req), req.query.project_id as string | undefined);
+    const projectId = usageScope(callerOf(req), req.query.project_id as string | undefined);
     const { from, to } = period(req.query);
     const { lines, totals } = await metering.cost({ projectId, from, to });
     const body: Schemas['CostReport'] = {
@@ -133,13 +130,13 @@ export function usageRouter({ db, identity }: { db: Knex; identity: IdentityServ
   });
 
   router.get('/v1/rates', async (_req, res) => {
-    res.json({ rates: (await rates.list(db)).map(presentRate) });
+    res.json({ rates: (await metering.listRates()).map(presentRate) });
   });
 
   router.post('/v1/rates', adminOnly, async (req, res) => {
-    const body = req.body as { unit: rates.RateUnit; currency: string; price: string; effective_from?: string };
+    const body = req.body as { unit: RateUnit; currency: string; price: string; effective_from?: string };
     const rate = await bodyFields(['price', 'effective_from'], () =>
-      rates.create(db, {
+      metering.createRate(callerOf(req), {
         unit: body.unit,
         currency: body.currency,
         price: body.price,
@@ -151,13 +148,11 @@ export function usageRouter({ db, identity }: { db: Knex; identity: IdentityServ
   });
 
   router.get('/v1/rates/:rate_id', async (req, res) => {
-    const rate = await rates.get(db, req.params.rate_id as string);
-    if (!rate) throw new NotFound(`rate ${req.params.rate_id as string} not found`);
-    res.json(presentRate(rate));
+    res.json(presentRate(await metering.getRate(req.params.rate_id as string)));
   });
 
   router.delete('/v1/rates/:rate_id', adminOnly, async (req, res) => {
-    await rates.remove(db, req.params.rate_id as string);
+    await metering.removeRate(callerOf(req), req.params.rate_id as string);
     res.status(204).end();
   });
 

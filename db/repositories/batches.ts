@@ -110,6 +110,11 @@ export function list(db: Queryable, page: PageRequest & { projectId?: string }):
   return paginate(db, q, byCreation('server_batches'), page, (row: BatchRow) => toBatch(row));
 }
 
+/** Deletes the batch row (a batch whose workflow never started: it never existed for users). */
+export async function remove(db: Queryable, id: string): Promise<void> {
+  await db('server_batches').where({ id }).delete();
+}
+
 /**
  * Moves the batch to `to` only from one of `from`, in one conditional update (of two racing
  * requests, one wins). Throws NotFound, or Conflict naming the current status.

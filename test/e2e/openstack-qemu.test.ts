@@ -4,16 +4,18 @@
  * create --wait` reaches ACTIVE and `openstack console log show` shows the guest's boot marker,
  * STRATUS-BOOTED; `openstack server delete --wait` removes it.
  *
- * Gate: STRATUS_QEMU_TESTS=1 (CI sets it after scripts/setup-qemu.sh and scripts/build-test-guest.sh);
- * then anything missing FAILS. Without it the file reports one todo saying how to turn it on.
+ * Gate: STRATUS_QEMU_TESTS=1 or CI=true (test/support/gates.ts; CI runs scripts/setup-qemu.sh and
+ * scripts/build-test-guest.sh first); then anything missing FAILS. Without either the file reports
+ * one todo saying how to turn it on.
  */
 import { openHypervisor } from '../../libvirt';
 import { describeRun, ensureOpenStackClient, openstackClient, type OpenStackClient } from '../support/openstack-cli';
 import { consoleLine, startQemuCloud, waitForConsole, type QemuCloud } from '../support/qemu-api';
 import { qemuUnavailable, QEMU_URI } from '../support/qemu-guest';
 import { ADMIN_PASSWORD } from '../support/cloud';
+import { HOST_TESTS_REQUIRED } from '../support/gates';
 
-const ENABLED = process.env.STRATUS_QEMU_TESTS === '1';
+const ENABLED = HOST_TESTS_REQUIRED;
 
 if (!ENABLED) {
   test.todo('OpenStack CLI on QEMU is off: `scripts/setup-qemu.sh && scripts/build-test-guest.sh && STRATUS_QEMU_TESTS=1 npm test -- test/e2e/openstack-qemu.test.ts`');

@@ -4,18 +4,20 @@
  * the volume it was created with → the host pings it → a second volume attached live shows up in the
  * guest → DELETE leaves no domain, disk, DHCP reservation or bridge.
  *
- * Gate: STRATUS_QEMU_TESTS=1 (CI sets it after scripts/setup-qemu.sh and scripts/build-test-guest.sh);
- * then anything missing FAILS. Without it the file reports one todo saying how to turn it on.
+ * Gate: STRATUS_QEMU_TESTS=1 or CI=true (test/support/gates.ts; CI runs scripts/setup-qemu.sh and
+ * scripts/build-test-guest.sh first); then anything missing FAILS. Without either the file reports
+ * one todo saying how to turn it on.
  */
 import * as meters from '../../db/repositories/meters';
 import { openHypervisor, type Hypervisor } from '../../libvirt';
 import { serialFor } from '../../activities/storage/types';
 import { hostNetworkNames } from '../../activities/network/control';
 import { linkExists, pingOnce, qemuUnavailable, QEMU_URI, TEST_POOL } from '../support/qemu-guest';
+import { HOST_TESTS_REQUIRED } from '../support/gates';
 import { consoleLine, startQemuCloud, waitForConsole, type QemuCloud } from '../support/qemu-api';
 import { waitGone, waitSettled } from '../support/stratus-fixtures';
 
-const ENABLED = process.env.STRATUS_QEMU_TESTS === '1';
+const ENABLED = HOST_TESTS_REQUIRED;
 
 if (!ENABLED) {
   test.todo('QEMU API test is off: `scripts/setup-qemu.sh && scripts/build-test-guest.sh && STRATUS_QEMU_TESTS=1 npm test -- test/e2e/qemu-api.test.ts`');

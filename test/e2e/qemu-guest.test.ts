@@ -4,9 +4,10 @@
  * network with the port's DHCP reservation, a volume at boot and one attached live, and a destroy
  * that leaves nothing behind. Also measures start → STRATUS-BOOTED for 1 server and 5 in parallel.
  *
- * Gate: runs only with STRATUS_QEMU_TESTS=1 (CI sets it after scripts/setup-qemu.sh and
- * scripts/build-test-guest.sh). Then a libvirtd that does not answer, or a missing guest, FAILS the
- * file. Without the variable the file reports one pending (todo) test saying how to turn it on.
+ * Gate: runs only with STRATUS_QEMU_TESTS=1 or CI=true (test/support/gates.ts; CI runs
+ * scripts/setup-qemu.sh and scripts/build-test-guest.sh first). Then a libvirtd that does not answer,
+ * or a missing guest, FAILS the file. Without either the file reports one pending (todo) test saying
+ * how to turn it on.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,8 +23,9 @@ import {
   type GuestServer,
   type QemuHarness,
 } from '../support/qemu-guest';
+import { HOST_TESTS_REQUIRED } from '../support/gates';
 
-const ENABLED = process.env.STRATUS_QEMU_TESTS === '1';
+const ENABLED = HOST_TESTS_REQUIRED;
 const HOW_TO_ENABLE =
   'QEMU guest tests are off: enable with `scripts/setup-qemu.sh && scripts/build-test-guest.sh && STRATUS_QEMU_TESTS=1 npm test -- test/e2e/qemu-guest.test.ts` (as root)';
 
@@ -43,7 +45,7 @@ if (!ENABLED) {
 
     beforeAll(async () => {
       const why = await qemuUnavailable();
-      if (why) throw new Error(`STRATUS_QEMU_TESTS=1, but ${why}`);
+      if (why) throw new Error(`QEMU tests required (STRATUS_QEMU_TESTS=1 or CI=true), but ${why}`);
       h = await openQemuHarness();
     }, 60_000);
 

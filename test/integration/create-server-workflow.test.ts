@@ -17,7 +17,7 @@ import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { silentLogger } from '../../core/log';
 import { hostTaskQueue } from '../../temporal/constants';
-import { bundleWorkflows } from '../../workers/conductor';
+import { testWorkflowBundle } from '../support/workflow-bundle';
 import { installTemporalRuntime } from '../../workers/temporal-runtime';
 import { createServer, type CreateServerInput } from '../../workflows/create-server';
 import { testTemporal } from '../support/temporal';
@@ -29,7 +29,7 @@ beforeAll(async () => {
   installTemporalRuntime(silentLogger, { forwardCoreLogs: false });
   const { address, namespace } = testTemporal();
   env = await TestWorkflowEnvironment.createFromExistingServer({ address, namespace });
-  bundle = await bundleWorkflows(silentLogger);
+  bundle = await testWorkflowBundle();
 }, 120_000);
 
 afterAll(async () => {

@@ -10,7 +10,8 @@ import { silentLogger } from '../../core/log';
 import * as hosts from '../../db/repositories/hosts';
 import { CONDUCTOR_TASK_QUEUE } from '../../temporal/constants';
 import { ImageUrlSigner } from '../../images/signed-url';
-import { bundleWorkflows, createConductorWorker } from '../../workers/conductor';
+import { createConductorWorker } from '../../workers/conductor';
+import { testWorkflowBundle } from '../support/workflow-bundle';
 import { installTemporalRuntime } from '../../workers/temporal-runtime';
 import { goodbyeSignal, heartbeatSignal, hostMonitor, hostMonitorWorkflowId } from '../../workflows/host-monitor';
 import { engines, useDatabase } from '../support/databases';
@@ -27,7 +28,7 @@ beforeAll(async () => {
   const { address, namespace } = testTemporal();
   installTemporalRuntime(silentLogger, { forwardCoreLogs: false });
   native = await NativeConnection.connect({ address });
-  const workflowBundle = await bundleWorkflows(silentLogger);
+  const workflowBundle = await testWorkflowBundle();
   worker = await createConductorWorker({
     connection: native,
     namespace,

@@ -15,7 +15,8 @@ import * as meters from '../../db/repositories/meters';
 import { ImageUrlSigner } from '../../images/signed-url';
 import { openHypervisor, type Hypervisor } from '../../libvirt';
 import { CONDUCTOR_TASK_QUEUE, hostTaskQueue, meterHostWorkflowId } from '../../temporal/constants';
-import { bundleWorkflows, createConductorWorker } from '../../workers/conductor';
+import { createConductorWorker } from '../../workers/conductor';
+import { testWorkflowBundle } from '../support/workflow-bundle';
 import { serveMetrics } from '../../workers/metrics';
 import { installTemporalRuntime } from '../../workers/temporal-runtime';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -45,7 +46,7 @@ beforeAll(async () => {
     namespace,
     db: db(),
     log: silentLogger,
-    workflowBundle: await bundleWorkflows(silentLogger),
+    workflowBundle: await testWorkflowBundle(),
     heartbeatSeconds: 1,
     images: { signer: new ImageUrlSigner('x'.repeat(32)), apiBaseUrl: 'http://127.0.0.1:1', urlTtlSeconds: 60 },
   });

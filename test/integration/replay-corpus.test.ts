@@ -9,7 +9,7 @@ import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { silentLogger } from '../../core/log';
-import { bundleWorkflows } from '../../workers/conductor';
+import { testWorkflowBundle } from '../support/workflow-bundle';
 import { installTemporalRuntime } from '../../workers/temporal-runtime';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'histories');
@@ -46,7 +46,7 @@ test('the corpus covers every workflow type, and create success / ERROR / resche
 
 test('every recorded history replays against the current workflow code', async () => {
   installTemporalRuntime(silentLogger, { forwardCoreLogs: false });
-  const workflowBundle = await bundleWorkflows(silentLogger);
+  const workflowBundle = await testWorkflowBundle();
   const failures: string[] = [];
   let replayed = 0;
   for await (const result of Worker.runReplayHistories({ workflowBundle, replayName: 'corpus' }, corpus())) {

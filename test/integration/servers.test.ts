@@ -9,9 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { FaultPlan } from '../../activities/fault-injection';
-import { silentLogger } from '../../core/log';
 import { connectTemporal } from '../../temporal/connection';
-import { bundleWorkflows } from '../../workers/conductor';
+import { testWorkflowBundle } from '../support/workflow-bundle';
 import { testTemporal } from '../support/temporal';
 import { cloudCensus, startServerFixture, stopServerFixture, type ServerFixture } from '../support/cloud-census';
 import { waitGone, waitSettled } from '../support/stratus-fixtures';
@@ -34,7 +33,7 @@ async function replayLiveHistory(workflowId: string): Promise<void> {
   const { connection, client } = await connectTemporal(address, namespace);
   try {
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
-    await Worker.runReplayHistory({ workflowBundle: await bundleWorkflows(silentLogger) }, history, workflowId);
+    await Worker.runReplayHistory({ workflowBundle: await testWorkflowBundle() }, history, workflowId);
   } finally {
     await connection.close();
   }

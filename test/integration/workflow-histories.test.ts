@@ -13,10 +13,9 @@ import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import type { FaultPlan } from '../../activities/fault-injection';
-import { silentLogger } from '../../core/log';
 import { meterWorkflowId } from '../../temporal/constants';
 import { connectTemporal } from '../../temporal/connection';
-import { bundleWorkflows } from '../../workers/conductor';
+import { testWorkflowBundle } from '../support/workflow-bundle';
 import { createServerWorkflowId } from '../../workflows/create-server';
 import { hostMonitorWorkflowId } from '../../workflows/host-monitor';
 import type { TestCloud } from '../support/cloud';
@@ -47,7 +46,7 @@ beforeAll(async () => {
   body = (extra = {}) => ({ name: 'history', flavor_id: cloud.tiny, image_id: cloud.imageId, networks: [{ network_id: cloud.net.networkId }], ...extra });
   const { address, namespace } = testTemporal();
   temporal = await connectTemporal(address, namespace);
-  bundle = await bundleWorkflows(silentLogger);
+  bundle = await testWorkflowBundle();
 }, 120_000);
 
 afterEach(() => {

@@ -11,6 +11,7 @@ import type { FaultPlan } from '../../activities/fault-injection';
 import { loadConfig, type Config } from '../../core/config';
 import { createLogger } from '../../core/log';
 import { startCloud, type RunningCloud } from '../../workers/cloud';
+import { testWorkflowBundle } from './workflow-bundle';
 import { startTestHosts, type TestHost, type TestHostOptions } from './hosts';
 import { freePort } from './ports';
 import { testTemporal } from './temporal';
@@ -77,6 +78,7 @@ export async function startTestCloud(
       forwardCoreLogs: false,
       validateResponses: true,
       agent: builtInAgent,
+      workflowBundle: await testWorkflowBundle(),
       ...(options.faults ? { faults: options.faults } : {}),
     });
   } catch (err) {

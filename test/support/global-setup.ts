@@ -18,6 +18,7 @@ import { connectTemporal, ensureNamespaceAndSearchAttributes } from '../../tempo
 import { reapStaleDevServer, startDevServer, type DevServer } from '../../temporal/dev-server';
 import { freePort } from './ports';
 import { TEMPORAL_ADDRESS_ENV, TEMPORAL_NAMESPACE_ENV } from './temporal';
+import { bundleWorkflows } from '../../workers/conductor';
 
 declare global {
   // Shared with global-teardown.ts (jest runs both in its parent process).
@@ -31,37 +32,44 @@ export default async function globalSetup(): Promise<void> {
   const namespace = process.env[TEMPORAL_NAMESPACE_ENV] || 'stratus';
   process.env[TEMPORAL_NAMESPACE_ENV] = namespace;
 
-  try {
-    const external = process.env[TEMPORAL_ADDRESS_ENV];
-    if (external) {
-      const { connection } = await connectTemporal(external, namespace);
-      try {
-        await ensureNamespaceAndSearchAttributes(connection, namespace, { retentionDays: 1, log });
-      } finally {
-        await connection.close();
-      }
-      return;
-    }
+  // The workflow bundle, built (or found in its cache) while Temporal starts: test/support/workflow-bundle.ts.
+  const bundled = bundleWorkflows(log);
 
-    const cliPath = resolveTemporalCli(loadConfig());
-    await reapStaleServers(log);
-    const server = await startDevServer({
-      cliPath,
-      port: await freePort(),
-      uiPort: await freePort(),
-      dbFile: undefined,
-      namespace,
-      log,
-      pidFile: path.join(PID_DIR, `${process.pid}.json`),
-    });
-    globalThis.__STRATUS_TEST_TEMPORAL__ = server;
-    process.env[TEMPORAL_ADDRESS_ENV] = server.address;
-    if (server.uiUrl) process.env.STRATUS_TEST_TEMPORAL_UI_URL = server.uiUrl; // for a look while debugging
+  try {
+    await Promise.all([bundled, startSharedTemporal(log, namespace)]);
   } catch (err) {
     // A missing piece is one clear line, not a stack trace into jest internals.
     if (err instanceof MissingDependency) err.stack = `${err.name}: ${err.message}`;
     throw err;
   }
+}
+
+async function startSharedTemporal(log: ReturnType<typeof createLogger>, namespace: string): Promise<void> {
+  const external = process.env[TEMPORAL_ADDRESS_ENV];
+  if (external) {
+    const { connection } = await connectTemporal(external, namespace);
+    try {
+      await ensureNamespaceAndSearchAttributes(connection, namespace, { retentionDays: 1, log });
+    } finally {
+      await connection.close();
+    }
+    return;
+  }
+
+  const cliPath = resolveTemporalCli(loadConfig());
+  await reapStaleServers(log);
+  const server = await startDevServer({
+    cliPath,
+    port: await freePort(),
+    uiPort: await freePort(),
+    dbFile: undefined,
+    namespace,
+    log,
+    pidFile: path.join(PID_DIR, `${process.pid}.json`),
+  });
+  globalThis.__STRATUS_TEST_TEMPORAL__ = server;
+  process.env[TEMPORAL_ADDRESS_ENV] = server.address;
+  if (server.uiUrl) process.env.STRATUS_TEST_TEMPORAL_UI_URL = server.uiUrl; // for a look while debugging
 }
 
 async function reapStaleServers(log: ReturnType<typeof createLogger>): Promise<void> {

@@ -16,6 +16,8 @@ import { assertKnownZone } from './server-requests';
 import { listScope, visibleOr404 } from './visibility';
 
 export type Volume = volumes.Volume;
+export type VolumeStatus = volumes.VolumeStatus;
+export const VOLUME_STATUSES = volumes.VOLUME_STATUSES;
 
 /** Disk targets after the root disk (vda): vdb, vdc, … */
 export function deviceFor(index: number): string {
@@ -39,8 +41,14 @@ export function createVolumeService(db: Knex, quotaDefaults: quotas.QuotaLimits)
   return {
     get,
 
-    list(auth: AuthContext, page: PageRequest): Promise<Page<Volume>> {
-      return volumes.list(db, { ...page, ...listScope(auth) });
+    /**
+     * The volumes `auth` may see, narrowed by `filters` (exact); a `projectId` other than the
+     * caller's own lists nothing unless the caller is an admin.
+     */
+    async list(auth: AuthContext, page: PageRequest, filters: Omit<volumes.VolumeFilters, 'serverId'> = {}): Promise<Page<Volume>> {
+      const scope = listScope(auth);
+      if (scope.projectId !== undefined && filters.projectId !== undefined && filters.projectId !== scope.projectId) return { items: [], next: null };
+      return volumes.list(db, { ...page, ...filters, ...scope });
     },
 
     /**

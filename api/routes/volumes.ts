@@ -6,8 +6,8 @@ import type { QuotaLimits } from '../../services/compute';
 import { createVolumeService, type Volume } from '../../services/volumes';
 import { authenticate, callerOf, requireWriter } from '../auth';
 import type { JsonBody } from '../body';
-import { OPERATIONS } from '../../workflows/catalog';
-import { presentOperation, startOperation, type OperationDeps } from '../operations';
+import { presentOperation, type OperationDeps } from '../operations';
+import { createVolumeOperation, deleteVolumeOperation } from '../volume-operations';
 import { pageQuery } from '../pagination';
 
 function presentVolume(auth: AuthContext, v: Volume): components['schemas']['Volume'] {
@@ -36,24 +36,13 @@ export function volumesRouter(deps: OperationDeps & { identity: IdentityService;
     const auth = callerOf(req);
     requireWriter(auth);
     const body = req.body as JsonBody<'createVolume'>;
-    const volume = await volumes.create(auth, {
+    const { volume, op } = await createVolumeOperation(deps, volumes, auth, {
       name: body.name,
       sizeGb: body.size_gb,
       ...(body.image_id ? { imageId: body.image_id } : {}),
       ...(body.availability_zone !== undefined ? { availabilityZone: body.availability_zone } : {}),
     });
-    try {
-      const op = await startOperation(deps, {
-        def: OPERATIONS.volumeCreate,
-        resourceId: volume.id,
-        projectId: auth.project.id,
-        input: (operationId) => ({ volumeId: volume.id, projectId: auth.project.id, operationId, sizeGb: body.size_gb, ...(body.image_id ? { imageId: body.image_id } : {}) }),
-      });
-      res.status(202).json({ volume: presentVolume(auth, volume), operation: await presentOperation(deps, op) });
-    } catch (err) {
-      await volumes.abandonCreate(volume.id);
-      throw err;
-    }
+    res.status(202).json({ volume: presentVolume(auth, volume), operation: await presentOperation(deps, op) });
   });
 
   router.get('/v1/volumes', async (req, res) => {
@@ -70,19 +59,8 @@ export function volumesRouter(deps: OperationDeps & { identity: IdentityService;
   router.delete('/v1/volumes/:volume_id', async (req, res) => {
     const auth = callerOf(req);
     requireWriter(auth);
-    const volume = await volumes.claimDelete(auth, req.params.volume_id as string);
-    try {
-      const op = await startOperation(deps, {
-        def: OPERATIONS.volumeDelete,
-        resourceId: volume.id,
-        projectId: volume.projectId,
-        input: (id) => ({ volumeId: volume.id, operationId: id, host: volume.host }),
-      });
-      res.status(202).json({ operation: await presentOperation(deps, op) });
-    } catch (err) {
-      await volumes.releaseDelete(volume);
-      throw err;
-    }
+    const op = await deleteVolumeOperation(deps, volumes, auth, req.params.volume_id as string);
+    res.status(202).json({ operation: await presentOperation(deps, op) });
   });
 
   return router;

@@ -135,14 +135,24 @@ export async function get(db: Queryable, id: string): Promise<Volume | null> {
   return row ? toVolume(row) : null;
 }
 
-/** Ordered by creation; `projectId` and `serverId` filter; 'deleted' volumes only with `includeDeleted`. */
-export function list(db: Queryable, page: PageRequest & { projectId?: string; serverId?: string; includeDeleted?: boolean }): Promise<Page<Volume>> {
+export interface VolumeFilters {
+  projectId?: string;
+  serverId?: string;
+  /** Exact name. */
+  name?: string;
+  status?: VolumeStatus;
+}
+
+/** Ordered by creation; filtered by `VolumeFilters` (exact); 'deleted' volumes only with `includeDeleted`. */
+export function list(db: Queryable, page: PageRequest & VolumeFilters & { includeDeleted?: boolean }): Promise<Page<Volume>> {
   if ((page.projectId !== undefined && !isUuid(page.projectId)) || (page.serverId !== undefined && !isUuid(page.serverId))) {
     return Promise.resolve({ items: [], next: null });
   }
   const q = db('volumes').select(COLUMNS);
   if (page.projectId !== undefined) q.where('project_id', page.projectId);
   if (page.serverId !== undefined) q.where('server_id', page.serverId);
+  if (page.name !== undefined) q.where('name', page.name);
+  if (page.status !== undefined) q.where('status', page.status);
   if (!page.includeDeleted) q.whereNot('status', 'deleted');
   return paginate(db, q, byCreation('volumes'), page, toVolume);
 }

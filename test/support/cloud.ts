@@ -44,6 +44,11 @@ export async function startTestCloud(
     hosts?: TestHostOptions[];
     /** Run the cloud's own host agent (test:///default) too. Default true; false needs `hosts`. */
     builtInAgent?: boolean;
+    /**
+     * STRATUS_PUBLIC_URL = http://127.0.0.1:<the port it listens on>, so the Keystone catalog sends
+     * real clients (the `openstack` CLI) back to this cloud. Ignored when `env` sets it.
+     */
+    publicUrlOnLoopback?: boolean;
   } = {},
 ): Promise<TestCloud> {
   const temporal = testTemporal();
@@ -59,6 +64,7 @@ export async function startTestCloud(
     STRATUS_ADMIN_PASSWORD: ADMIN_PASSWORD,
     STRATUS_LIBVIRT_URI: 'test:///default',
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
+    ...(options.publicUrlOnLoopback ? { STRATUS_PUBLIC_URL: `http://127.0.0.1:${port}` } : {}),
     ...options.env,
   });
   const log = createLogger(process.env.STRATUS_TEST_LOG_LEVEL ?? 'silent');

@@ -31,8 +31,9 @@ async function uploadFile(t: TestCloud, token: string, name: string, file: strin
   return created.body.id as string;
 }
 
-export async function startQemuCloud(): Promise<QemuCloud> {
+export async function startQemuCloud(options: { publicUrlOnLoopback?: boolean } = {}): Promise<QemuCloud> {
   const t = await startTestCloud({
+    ...options,
     env: { STRATUS_LIBVIRT_URI: QEMU_URI, STRATUS_STORAGE_POOL: TEST_POOL, STRATUS_STORAGE_POOL_DIR: TEST_POOL_DIR, STRATUS_METER_INTERVAL: '1' },
   });
   try {

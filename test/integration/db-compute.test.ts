@@ -187,6 +187,7 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
       const { project: p, network, subnet } = await networkWithSubnet(db, { dnsNameservers: ['1.1.1.1'] });
       expect(subnet).toEqual({
         id: expect.any(String),
+        name: '',
         networkId: network.id,
         projectId: p.id,
         cidr: '10.0.0.0/24',
@@ -289,6 +290,7 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
       const a = await ports.create(db, { projectId: p.id, networkId: network.id });
       expect(a).toEqual({
         id: expect.any(String),
+        name: '',
         projectId: p.id,
         networkId: network.id,
         subnetId: subnet.id,

@@ -21,7 +21,7 @@ import { createNetworkHost, isNotFound, KeyedMutex } from '../network/host';
 import type { HostNetwork } from '../network/types';
 import { createImageOverlay, GiB, volumeDisk, type EnsureImageCached } from '../storage/host';
 import type { HostReport } from './control';
-import type { BootRequest, BootResult, ComputeHostActivitiesContract, PowerAction, TeardownRequest } from './types';
+import type { BootRequest, BootResult, ComputeHostActivitiesContract, ConsoleChunk, ConsoleChunkRequest, PowerAction, TeardownRequest } from './types';
 
 /** Node's process.arch as libvirt/Glance name architectures. */
 const ARCHITECTURES: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', arm: 'armv7l', ppc64: 'ppc64le', s390x: 's390x' };
@@ -89,6 +89,20 @@ function heartbeat(details: unknown): void {
     return;
   }
   ctx.heartbeat(details);
+}
+
+/**
+ * How many of the first `length` bytes of `buf` hold whole UTF-8 characters: a sequence cut short at
+ * the end (the guest has not written the rest yet) is left for the next read.
+ */
+function completeUtf8Length(buf: Buffer, length: number): number {
+  for (let i = length - 1; i >= 0 && i >= length - 4; i--) {
+    const b = buf[i]!;
+    if ((b & 0xc0) === 0x80) continue; // a continuation byte: look further back for the lead byte
+    const width = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return i + width <= length ? length : i;
+  }
+  return length;
 }
 
 function checkDomainName(name: string): void {
@@ -247,27 +261,37 @@ export function createComputeHostActivities(deps: ComputeHostDeps) {
     }
   }
 
-  async function console_(domainName: string, maxBytes: number): Promise<string> {
+  /** See ComputeHostActivitiesContract.readConsoleChunk. */
+  async function consoleChunk(domainName: string, maxBytes: number, since: number | undefined): Promise<ConsoleChunk> {
     let fh;
     try {
       fh = await open(consolePath(domainName), 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { output: '', end: 0 };
       throw err;
     }
     try {
       const size = (await fh.stat()).size;
-      const length = Math.min(size, maxBytes);
-      const buf = Buffer.alloc(length);
-      const { bytesRead } = await fh.read(buf, 0, length, size - length);
+      // `since` is a character boundary (an earlier chunk's end); a start of our own may not be.
+      const follows = since !== undefined && since <= size && size - since <= maxBytes;
+      const from = follows ? since : Math.max(0, size - maxBytes);
+      const buf = Buffer.alloc(size - from);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, from);
       let start = 0;
       // do not begin inside a UTF-8 sequence (continuation bytes are 10xxxxxx)
-      while (size > length && start < bytesRead && start < 4 && ((buf[start] ?? 0) & 0xc0) === 0x80) start++;
-      return buf.subarray(start, bytesRead).toString('utf8');
+      if (!follows) while (from > 0 && start < bytesRead && start < 4 && ((buf[start] ?? 0) & 0xc0) === 0x80) start++;
+      const stop = completeUtf8Length(buf, bytesRead);
+      if (stop <= start) return { output: '', end: from + start };
+      return { output: buf.subarray(start, stop).toString('utf8'), end: from + stop };
     } finally {
       await fh.close();
     }
   }
+
+  const consoleBytes = (maxBytes: number | undefined): number => {
+    const wanted = maxBytes !== undefined && Number.isFinite(maxBytes) ? Math.floor(maxBytes) : DEFAULT_CONSOLE_BYTES;
+    return Math.max(0, Math.min(wanted, MAX_CONSOLE_BYTES));
+  };
 
   const activities = {
     /** This host's identity, capacity and capabilities, as the scheduler sees them. */
@@ -323,11 +347,17 @@ export function createComputeHostActivities(deps: ComputeHostDeps) {
 
     /** The tail (default 100 KiB, at most 1 MiB) of the serial console log; '' when there is none. */
     readConsole: (req: { domainName: string; maxBytes?: number }): Promise<string> =>
+      asActivity(async () => {
+        checkDomainName(req.domainName);
+        return (await consoleChunk(req.domainName, consoleBytes(req.maxBytes), undefined)).output;
+      }),
+
+    /** What is new in the serial console log since an earlier chunk (see the contract); at most 1 MiB. */
+    readConsoleChunk: (req: ConsoleChunkRequest): Promise<ConsoleChunk> =>
       asActivity(() => {
         checkDomainName(req.domainName);
-        const wanted = req.maxBytes !== undefined && Number.isFinite(req.maxBytes) ? Math.floor(req.maxBytes) : DEFAULT_CONSOLE_BYTES;
-        const maxBytes = Math.max(0, Math.min(wanted, MAX_CONSOLE_BYTES));
-        return console_(req.domainName, maxBytes);
+        const since = req.since !== undefined && Number.isSafeInteger(req.since) && req.since >= 0 ? req.since : undefined;
+        return consoleChunk(req.domainName, consoleBytes(req.maxBytes), since);
       }),
   } satisfies ComputeHostActivitiesContract & Record<string, unknown>;
   return activities;

@@ -94,6 +94,26 @@ export interface ComputeHostActivitiesContract {
   powerAction(req: { domainName: string; action: PowerAction }): Promise<void>;
   /** The serial console log ('' when the driver keeps none, e.g. the test driver). */
   readConsole(req: { domainName: string; maxBytes?: number }): Promise<string>;
+  /**
+   * The serial console log from byte offset `since` on (the tail of at most `maxBytes` when `since`
+   * is absent, past the end of the log, or more than `maxBytes` behind it), and the offset where the
+   * next read goes on: a reader that follows the log fetches only what is new.
+   */
+  readConsoleChunk(req: ConsoleChunkRequest): Promise<ConsoleChunk>;
+}
+
+export interface ConsoleChunkRequest {
+  domainName: string;
+  maxBytes?: number;
+  /** A byte offset that an earlier chunk's `end` returned. */
+  since?: number;
+}
+
+export interface ConsoleChunk {
+  /** Never starts or ends inside a UTF-8 character ('' when there is no log or nothing new). */
+  output: string;
+  /** The byte offset just past `output` in the log: the next read's `since`. */
+  end: number;
 }
 
 export function domainNameFor(serverId: string): string {

@@ -463,6 +463,27 @@ describe('powerAction / readConsole', () => {
     await compute.destroyServer(req);
     expect(fs.existsSync(path.join(consoleDir, `${req.domainName}.log`))).toBe(false);
   });
+
+  it('readConsoleChunk: what is new since an earlier end; never a character cut in two; the tail when too far behind', async () => {
+    const domainName = `stratus-${randomUUID()}`;
+    const log = path.join(consoleDir, `${domainName}.log`);
+    expect(await compute.readConsoleChunk({ domainName })).toEqual({ output: '', end: 0 });
+    fs.writeFileSync(log, 'boot\n');
+    const first = await compute.readConsoleChunk({ domainName, maxBytes: 1024 });
+    expect(first).toEqual({ output: 'boot\n', end: 5 });
+    expect(await compute.readConsoleChunk({ domainName, maxBytes: 1024, since: first.end })).toEqual({ output: '', end: 5 });
+    // The guest has written the first byte of 'é' (0xc3 0xa9) only: it waits for the next read.
+    fs.appendFileSync(log, Buffer.from([0x61, 0xc3]));
+    expect(await compute.readConsoleChunk({ domainName, maxBytes: 1024, since: 5 })).toEqual({ output: 'a', end: 6 });
+    fs.appendFileSync(log, Buffer.from([0xa9, 0x0a]));
+    expect(await compute.readConsoleChunk({ domainName, maxBytes: 1024, since: 6 })).toEqual({ output: 'é\n', end: 9 });
+    // Further behind than maxBytes: the tail, from a character boundary; a since past the end (a new log): the tail.
+    expect(await compute.readConsoleChunk({ domainName, maxBytes: 3, since: 0 })).toEqual({ output: 'é\n', end: 9 });
+    expect(await compute.readConsoleChunk({ domainName, maxBytes: 2, since: 0 })).toEqual({ output: '\n', end: 9 });
+    expect(await compute.readConsoleChunk({ domainName, maxBytes: 1024, since: 100 })).toEqual({ output: 'boot\naé\n', end: 9 });
+    await expect(compute.readConsoleChunk({ domainName: '../etc/passwd' })).rejects.toMatchObject({ nonRetryable: true });
+    fs.rmSync(log);
+  });
 });
 
 describe('storage host activities', () => {

@@ -7,5 +7,6 @@ export { meterServer } from './meter-server';
 export { meterHost } from './meter-host';
 export { createVolume, deleteVolume, attachVolume, detachVolume } from './volumes';
 export { serverConsole } from './server-console';
+export { serverConsoleSession } from './console-session';
 export { serverBatch } from './server-batch';
 export { reconciler } from './reconciler';

@@ -35,7 +35,7 @@ import { serverGroupsRouter } from './routes/server-groups';
 import { DEFAULT_RATIOS } from '../services/scheduler';
 
 export interface ApiDeps {
-  config: Pick<Config, 'api' | 'temporal'> & { host: Pick<Config['host'], 'heartbeatSeconds'> } & Partial<Pick<Config, 'scheduler' | 'quotas'>>;
+  config: Pick<Config, 'api' | 'temporal' | 'console'> & { host: Pick<Config['host'], 'heartbeatSeconds'> } & Partial<Pick<Config, 'scheduler' | 'quotas'>>;
   db: Knex;
   temporal: Client;
   identity: IdentityService;

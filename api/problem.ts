@@ -92,7 +92,10 @@ interface HttpishError {
 
 export const problemMiddleware: ErrorRequestHandler = (err: unknown, req, res, next) => {
   if (res.headersSent) return next(err);
-  if (err instanceof DomainError) return sendProblem(res, err.status, err.message, err.fields);
+  if (err instanceof DomainError) {
+    if (err.status === 503) res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+    return sendProblem(res, err.status, err.message, err.fields);
+  }
 
   const e = (err ?? {}) as HttpishError;
   const status = e.status ?? e.statusCode;

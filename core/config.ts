@@ -69,6 +69,7 @@ const schema = z.object({
   STRATUS_RECONCILE_SECONDS: positiveInt.default(15),
   STRATUS_RECONCILE_GRACE_SECONDS: positiveInt.default(30),
   STRATUS_METER_INTERVAL: z.coerce.number().min(0.1).max(86400).default(60),
+  STRATUS_CONSOLE_IDLE_SECONDS: positiveInt.max(86400).default(120),
   STRATUS_METRICS_PORT: port.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -139,6 +140,8 @@ export interface Config {
     /** Seconds between two samples of a server (STRATUS_METER_INTERVAL, default 60; fractions allowed for tests). */
     intervalSeconds: number;
   };
+  /** A server's console session ends this long after its last read (STRATUS_CONSOLE_IDLE_SECONDS, default 120). */
+  console: { idleSeconds: number };
   /**
    * Port of a separate Prometheus /metrics endpoint (STRATUS_METRICS_PORT). Unset: `stratus up` and
    * `stratus api` serve metrics on the API's /metrics; a conductor or agent alone serves none.
@@ -223,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     agent: { maxConcurrentActivities: e.STRATUS_HOST_MAX_CONCURRENT_ACTIVITIES },
     reconcile: { intervalSeconds: e.STRATUS_RECONCILE_SECONDS, graceSeconds: e.STRATUS_RECONCILE_GRACE_SECONDS },
     metering: { intervalSeconds: e.STRATUS_METER_INTERVAL },
+    console: { idleSeconds: e.STRATUS_CONSOLE_IDLE_SECONDS },
     metricsPort: e.STRATUS_METRICS_PORT,
     logLevel: e.LOG_LEVEL,
   };

@@ -38,6 +38,12 @@ export class Conflict extends DomainError {
   readonly title = 'Conflict';
 }
 
+/** A part the request needs (e.g. the server's host) does not answer now; worth trying again later. */
+export class ServiceUnavailable extends DomainError {
+  readonly status = 503;
+  readonly title = 'Service unavailable';
+}
+
 /** Well-formed, but cannot be done as asked (e.g. an Idempotency-Key reused for another request). */
 export class UnprocessableRequest extends DomainError {
   readonly status = 422;

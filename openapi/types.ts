@@ -2865,6 +2865,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
         };
     };
     streamServerConsole: {
@@ -2878,7 +2879,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description An event stream, polled from the host once a second, for up to 10 minutes */
+            /** @description An event stream, polled from the host once a second (what is new since the last poll), for up to 10 minutes or until the server is deleted; an `error` event says why a poll failed (e.g. the host does not answer) */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -5,11 +5,12 @@
  * handful of queries whatever its length; a create request's references are checked here, before
  * any workflow starts, so bad input is a 4xx naming the field and nothing is created.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import type { Client } from '@temporalio/client';
+import { createHash } from 'node:crypto';
+import { WithStartWorkflowOperation, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import { domainNameFor } from '../activities/compute/types';
-import { Conflict, InvalidInput, NotFound } from '../core/errors';
+import { Conflict, InvalidInput, NotFound, ServiceUnavailable } from '../core/errors';
 import * as flavors from '../db/repositories/flavors';
 import * as hosts from '../db/repositories/hosts';
 import * as networks from '../db/repositories/networks';
@@ -22,6 +23,8 @@ import * as volumes from '../db/repositories/volumes';
 import type { Page, PageRequest } from '../db/types';
 import type { operations as ApiOperations } from '../openapi/types';
 import { CONDUCTOR_TASK_QUEUE } from '../temporal/constants';
+import { CONSOLE_HOST_UNAVAILABLE, CONSOLE_READ_FAILED, consoleReadUpdate, consoleSessionWorkflowId, type ConsoleChunk, type ConsoleReadRequest, type ConsoleSessionInput } from '../workflows/console-contract';
+import { serverConsoleSession } from '../workflows/console-session';
 import type { CreateServerInput } from '../workflows/create-server';
 import { hasRole, type AuthContext } from './identity';
 import { assertImageUsable } from './images';
@@ -62,17 +65,64 @@ export function serverIdForKey(projectId: string, key: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** The serial console's tail, read on the server's host through a short workflow (the API never calls libvirt). */
-export async function readServerConsole(temporal: Client, server: servers.Server, maxBytes: number): Promise<string> {
-  if (!server.host) throw new Conflict(`server ${server.id} has no host yet`);
-  const output = await temporal.workflow.execute('serverConsole', {
-    workflowId: `server:${server.id}:console:${randomUUID()}`,
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    args: [{ host: server.host, domainName: domainNameFor(server.id), maxBytes }],
-    workflowExecutionTimeout: '30 seconds',
-  });
-  return String(output);
+/** How long a console read may take in all (a host that does not answer fails it after 20 s). */
+const CONSOLE_READ_DEADLINE_MS = 30_000;
+
+export type { ConsoleChunk };
+
+/**
+ * Console reads (the API never calls a host): each is an Update of the server's console session
+ * workflow, started by the read if none runs (workflows/console-session.ts), so a stream's polls and
+ * concurrent readers share one workflow instead of starting one each. Identical reads on their way
+ * from this process share one Update (Temporal admits 10 updates in flight per workflow by default).
+ * A read that meets its session as that ends (idle, or continuing as new) is retried by the client
+ * (gRPC UNAVAILABLE / RESOURCE_EXHAUSTED) and starts the next run.
+ */
+export function createConsoleService(temporal: Client, options: { idleSeconds: number; readsPerRun?: number }) {
+  const pending = new Map<string, Promise<ConsoleChunk>>();
+
+  async function update(serverId: string, read: ConsoleReadRequest): Promise<ConsoleChunk> {
+    const input: ConsoleSessionInput = { serverId, idleSeconds: options.idleSeconds, ...(options.readsPerRun ? { readsPerRun: options.readsPerRun } : {}) };
+    try {
+      return await temporal.withDeadline(Date.now() + CONSOLE_READ_DEADLINE_MS, () =>
+        temporal.workflow.executeUpdateWithStart(consoleReadUpdate, {
+          args: [read],
+          startWorkflowOperation: new WithStartWorkflowOperation(serverConsoleSession, {
+            workflowId: consoleSessionWorkflowId(serverId),
+            taskQueue: CONDUCTOR_TASK_QUEUE,
+            args: [input],
+            workflowIdConflictPolicy: 'USE_EXISTING',
+          }),
+        }),
+      );
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && CONSOLE_FAILURES.has(err.cause.type ?? '')) {
+        throw new ServiceUnavailable(err.cause.message);
+      }
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+        throw new ServiceUnavailable(`the console of server ${serverId} could not be read within ${CONSOLE_READ_DEADLINE_MS / 1000} s`);
+      }
+      throw err;
+    }
+  }
+
+  return {
+    /** The console's tail (`maxBytes`), or what it gained since an earlier chunk's `end`. */
+    async read(server: servers.Server, req: { maxBytes: number; since?: number }): Promise<ConsoleChunk> {
+      if (!server.host) throw new Conflict(`server ${server.id} has no host yet`);
+      const read: ConsoleReadRequest = { host: server.host, domainName: domainNameFor(server.id), ...req };
+      const key = JSON.stringify([server.id, read.host, read.maxBytes, read.since ?? null]);
+      const shared = pending.get(key);
+      if (shared) return shared;
+      const answer = update(server.id, read).finally(() => pending.delete(key));
+      pending.set(key, answer);
+      return answer;
+    },
+  };
 }
+
+/** Read failures the session reports (the host's, not the caller's). */
+const CONSOLE_FAILURES = new Set([CONSOLE_HOST_UNAVAILABLE, CONSOLE_READ_FAILED]);
 
 export function createComputeService(db: Knex) {
   /** The relations of a page of servers: five queries whatever the page's length. */

@@ -88,7 +88,10 @@ export function openstackErrors(kind: ServiceKind): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
     if (res.headersSent) return next(err);
     if (err instanceof OpenStackError) return sendOpenStackError(res, kind, err.status, err.message, err.neutronType);
-    if (err instanceof DomainError) return sendOpenStackError(res, kind, err.status, err.message);
+    if (err instanceof DomainError) {
+      if (err.status === 503) res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+      return sendOpenStackError(res, kind, err.status, err.message);
+    }
     const e = (err ?? {}) as HttpishError;
     const status = e.status ?? e.statusCode;
     if (typeof status === 'number' && status >= 400 && status < 500) {

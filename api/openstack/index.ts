@@ -34,7 +34,7 @@ import { neutronRouter } from './neutron';
 import { novaRouter } from './nova';
 
 export interface OpenStackDeps extends OperationDeps {
-  config: OperationDeps['config'] & { api: Config['api'] };
+  config: OperationDeps['config'] & Pick<Config, 'api' | 'console'>;
   identity: IdentityService;
   quotaDefaults: QuotaLimits;
   images: Pick<ImageRoutesDeps, 'store' | 'signer'>;

@@ -11,7 +11,7 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { DomainError, NotFound } from '../../core/errors';
-import { createComputeService, readServerConsole, type CreateServerBody, type ServerDetails } from '../../services/compute';
+import { createComputeService, createConsoleService, type CreateServerBody, type ServerDetails } from '../../services/compute';
 import { createFlavorService } from '../../services/flavors';
 import { hasRole } from '../../services/identity';
 import { callerOf } from '../auth';
@@ -197,6 +197,7 @@ function novaCreateError(err: unknown, body: CreateServerBody): unknown {
 
 export function novaRouter(deps: OpenStackDeps): Router {
   const compute = createComputeService(deps.db);
+  const consoles = createConsoleService(deps.temporal, deps.config.console);
   const flavors = createFlavorService(deps.db);
   const commands = serverCommands(deps, compute);
   const publicUrl = deps.config.api.publicUrl;
@@ -320,7 +321,7 @@ export function novaRouter(deps: OpenStackDeps): Router {
         const length = raw === undefined || raw === null ? undefined : Number(raw);
         if (length !== undefined && (!Number.isInteger(length) || length < -1)) throw bad('Invalid input for field/attribute length: must be an integer.');
         const server = await compute.get(auth, id);
-        const output = await readServerConsole(deps.temporal, server, CONSOLE_MAX_BYTES);
+        const { output } = await consoles.read(server, { maxBytes: CONSOLE_MAX_BYTES });
         if (length === undefined || length === -1) return void res.json({ output });
         const lines = output.split('\n');
         const trailing = output.endsWith('\n') ? lines.pop() : undefined;

@@ -5,8 +5,9 @@
  * answers 202 with the operation.
  */
 import { Router, type Request } from 'express';
+import type { Config } from '../../core/config';
 import { Conflict } from '../../core/errors';
-import { createComputeService, readServerConsole, serverIdForKey, type CreateServerBody, type Server } from '../../services/compute';
+import { createComputeService, createConsoleService, serverIdForKey, type CreateServerBody, type Server } from '../../services/compute';
 import type { QuotaLimits } from '../../services/compute';
 import type { AuthContext, IdentityService } from '../../services/identity';
 import { authenticate, callerOf } from '../auth';
@@ -20,8 +21,10 @@ export { serverIdForKey };
 
 const CONSOLE_POLL_MS = 1000;
 const STREAM_WINDOW_BYTES = 1024 * 1024;
+/** The stream looks the server up again every this many polls (deleted: the stream ends). */
+const STREAM_RECHECK_POLLS = 5;
 
-export function serversRouter(deps: OperationDeps & { identity: IdentityService; quotaDefaults: QuotaLimits }): Router {
+export function serversRouter(deps: OperationDeps & { config: Pick<Config, 'console'>; identity: IdentityService; quotaDefaults: QuotaLimits }): Router {
   const compute = createComputeService(deps.db);
   const commands = serverCommands(deps, compute);
   const router = Router();
@@ -59,21 +62,23 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
     res.status(202).json({ operation: await presentOperation(deps, op) });
   });
 
-  const readConsole = (server: Server, maxBytes: number) => readServerConsole(deps.temporal, server, maxBytes);
+  const consoles = createConsoleService(deps.temporal, deps.config.console);
 
   router.get('/v1/servers/:server_id/console', async (req, res) => {
     const auth = callerOf(req);
     const server = await compute.get(auth, param(req, 'server_id'));
-    res.json({ output: await readConsole(server, Number(req.query.max_bytes ?? 65536)) });
+    res.json({ output: (await consoles.read(server, { maxBytes: Number(req.query.max_bytes ?? 65536) })).output });
   });
 
   /**
    * The console, live, as server-sent events: each event's data is a JSON string of new console
-   * output. Polls the host once a second; ends when the client goes away or after 10 minutes.
+   * output. Polls the host once a second for what is new since the last poll (the first one reads
+   * the tail), through the server's console session; ends when the client goes away, when the
+   * server is deleted, or after 10 minutes.
    */
   router.get('/v1/servers/:server_id/console/stream', async (req, res) => {
     const auth = callerOf(req);
-    const server = await compute.get(auth, param(req, 'server_id'));
+    let server = await compute.get(auth, param(req, 'server_id'));
     if (!server.host) throw new Conflict(`server ${server.id} has no host yet`);
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     let closed = false;
@@ -81,18 +86,25 @@ export function serversRouter(deps: OperationDeps & { identity: IdentityService;
       closed = true;
     });
     const deadline = Date.now() + 10 * 60_000;
-    let seen = '';
-    while (!closed && Date.now() < deadline) {
+    let since: number | undefined;
+    for (let poll = 1; !closed && Date.now() < deadline; poll += 1) {
       try {
-        const output = await readConsole(server, STREAM_WINDOW_BYTES);
-        // The log only grows; if the window slid past what we sent, send the window again.
-        const fresh = output.startsWith(seen) ? output.slice(seen.length) : output;
-        if (fresh) res.write(`data: ${JSON.stringify(fresh)}\n\n`);
-        seen = output;
+        const chunk = await consoles.read(server, { maxBytes: STREAM_WINDOW_BYTES, ...(since !== undefined ? { since } : {}) });
+        if (chunk.output) res.write(`data: ${JSON.stringify(chunk.output)}\n\n`);
+        since = chunk.end;
       } catch (err) {
         res.write(`event: error\ndata: ${JSON.stringify(err instanceof Error ? err.message : String(err))}\n\n`);
       }
       await new Promise((r) => setTimeout(r, CONSOLE_POLL_MS));
+      if (poll % STREAM_RECHECK_POLLS === 0 && !closed) {
+        // A deleted (or no longer visible) server ends the stream, and so its console session.
+        const again = await compute.get(auth, server.id).catch(() => null);
+        if (!again?.host) {
+          res.write(`event: error\ndata: ${JSON.stringify(`server ${server.id} is gone`)}\n\n`);
+          break;
+        }
+        server = again;
+      }
     }
     res.end();
   });

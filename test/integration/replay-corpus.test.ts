@@ -14,7 +14,7 @@ import { installTemporalRuntime } from '../../workers/temporal-runtime';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'histories');
 /** Workflow types the corpus must cover (workflows/index.ts): a new workflow needs its history here. */
-const TYPES = ['createServer', 'deleteServer', 'serverAction', 'serverConsole', 'createVolume', 'attachVolume', 'detachVolume', 'deleteVolume', 'hostMonitor', 'meterServer', 'meterHost', 'reconciler', 'serverBatch'];
+const TYPES = ['createServer', 'deleteServer', 'serverAction', 'serverConsole', 'serverConsoleSession', 'createVolume', 'attachVolume', 'detachVolume', 'deleteVolume', 'hostMonitor', 'meterServer', 'meterHost', 'reconciler', 'serverBatch'];
 /**
  * Types merged after the corpus was last recorded, whose histories are still to be added to
  * workflow-histories.test.ts (listed, so a further new type still fails this test).

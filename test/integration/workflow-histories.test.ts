@@ -6,7 +6,9 @@
  *
  *   create-success, create-reschedule (boot fails on A, ACTIVE on B), create-error (every host
  *   fails), create-cancel (cancelled while booting), delete-server, server-action (stop),
- *   server-console, volume-create / -attach / -detach / -delete, host-monitor, meter-server
+ *   console-session (two reads, then its idle end), volume-create / -attach / -detach / -delete,
+ *   host-monitor, meter-server. (server-console.json, the per-read console workflow the API no longer
+ *   starts, stays in the corpus as recorded.)
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -41,7 +43,7 @@ const startedAt = new Date();
 const recorded = new Map<string, string>();
 
 beforeAll(async () => {
-  const cloud = await startTwoHostCloud('10.50.0.0/24');
+  const cloud = await startTwoHostCloud('10.50.0.0/24', { STRATUS_CONSOLE_IDLE_SECONDS: '2' });
   ({ t, admin, A, B, faultsA, faultsB } = cloud);
   body = (extra = {}) => ({ name: 'history', flavor_id: cloud.tiny, image_id: cloud.imageId, networks: [{ network_id: cloud.net.networkId }], ...extra });
   const { address, namespace } = testTemporal();
@@ -92,6 +94,7 @@ test('create success, server action, console, volume create / attach / detach / 
   expect((await t.call('POST', `/v1/servers/${server.id}/action`, { token: admin, body: { action: 'stop' } })).status).toBe(202);
   expect((await waitSettled(t, admin, server.id)).status).toBe('SHUTOFF');
   expect((await t.call('GET', `/v1/servers/${server.id}/console`, { token: admin })).status).toBe(200);
+  expect((await t.call('GET', `/v1/servers/${server.id}/console?max_bytes=16`, { token: admin })).status).toBe(200);
 
   const vol = await t.call('POST', '/v1/volumes', { token: admin, body: { name: 'history-vol', size_gb: 1 } });
   expect(vol.status).toBe(202);
@@ -108,7 +111,7 @@ test('create success, server action, console, volume create / attach / detach / 
   await waitGone(t, admin, server.id);
   for (const [name, type] of [
     ['server-action', 'serverAction'],
-    ['server-console', 'serverConsole'],
+    ['console-session', 'serverConsoleSession'],
     ['volume-create', 'createVolume'],
     ['volume-attach', 'attachVolume'],
     ['volume-detach', 'detachVolume'],
@@ -178,7 +181,7 @@ test('every history replays against the current workflow code (and is recorded w
       'host-monitor',
       'meter-server',
       'server-action',
-      'server-console',
+      'console-session',
       'volume-attach',
       'volume-create',
       'volume-delete',

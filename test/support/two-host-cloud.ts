@@ -20,11 +20,12 @@ export interface TwoHostCloud {
   net: { networkId: string; subnetId: string };
 }
 
-export async function startTwoHostCloud(cidr: string): Promise<TwoHostCloud> {
+export async function startTwoHostCloud(cidr: string, env: Record<string, string> = {}): Promise<TwoHostCloud> {
   const faultsA = new FaultPlan();
   const faultsB = new FaultPlan();
   const stamp = Date.now().toString(36);
   const t = await startTestCloud({
+    env,
     builtInAgent: false,
     hosts: [
       { name: `a-${stamp}`, faults: faultsA, env: { STRATUS_HOST_RAM_MB: '16384', STRATUS_HOST_DISK_GB: '200' } },

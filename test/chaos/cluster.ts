@@ -103,6 +103,8 @@ export class ChaosCluster {
   constructor(
     private readonly log: Logger,
     baseDir: string,
+    /** More variables for every role (e.g. a shorter STRATUS_CONSOLE_IDLE_SECONDS). */
+    private readonly extraEnv: NodeJS.ProcessEnv = {},
   ) {
     this.dir = path.join(baseDir, this.runId);
     fs.mkdirSync(this.dir, { recursive: true });
@@ -124,13 +126,13 @@ export class ChaosCluster {
     return `${this.runId}-${role}`;
   }
 
-  async start(): Promise<void> {
+  async start(agents: Array<'h1' | 'h2'> = ['h1', 'h2']): Promise<void> {
     [this.temporalPort, this.apiPort] = [await freePort(), await freePort()];
     await this.startDatabaseOnly();
     await this.startTemporal();
-    // The API first: it migrates the database. Then the conductor and both agents together.
+    // The API first: it migrates the database. Then the conductor and the agents together.
     await this.startRole('api');
-    await Promise.all([this.startRole('conductor'), this.startRole('h1'), this.startRole('h2')]);
+    await Promise.all([this.startRole('conductor'), ...agents.map((a) => this.startRole(a))]);
   }
 
   /** A fresh database on the machine's PostgreSQL, behind the proxy (databaseUrl). */
@@ -181,6 +183,7 @@ export class ChaosCluster {
       TEMPORAL_NAMESPACE: 'stratus',
       STRATUS_HOST_HEARTBEAT_SECONDS: HEARTBEAT_SECONDS,
       STRATUS_DATA_DIR: path.join(this.dir, role),
+      ...this.extraEnv,
     };
     if (role === 'api' || role === 'conductor') {
       return {

@@ -6,7 +6,7 @@
  */
 import { Router, type Request } from 'express';
 import type { Config } from '../../core/config';
-import { Conflict } from '../../core/errors';
+import { Conflict, NotFound } from '../../core/errors';
 import { createComputeService, createConsoleService, serverIdForKey, type CreateServerBody, type Server } from '../../services/compute';
 import type { QuotaLimits } from '../../services/compute';
 import type { AuthContext, IdentityService } from '../../services/identity';
@@ -98,7 +98,7 @@ export function serversRouter(deps: OperationDeps & { config: Pick<Config, 'cons
       await new Promise((r) => setTimeout(r, CONSOLE_POLL_MS));
       if (poll % STREAM_RECHECK_POLLS === 0 && !closed) {
         // A deleted (or no longer visible) server ends the stream, and so its console session.
-        const again = await compute.get(auth, server.id).catch(() => null);
+        const again = await compute.get(auth, server.id).catch((err: unknown) => (err instanceof NotFound ? null : server));
         if (!again?.host) {
           res.write(`event: error\ndata: ${JSON.stringify(`server ${server.id} is gone`)}\n\n`);
           break;

@@ -5,7 +5,8 @@
  * - polls of the stream and one-shot GETs: one session execution per server, no per-read workflow,
  *   the right output (incremental on the stream);
  * - ten concurrent GETs on one server all answer the same output;
- * - the session ends after its idle bound (STRATUS_CONSOLE_IDLE_SECONDS, lowered here);
+ * - the session ends after its idle bound (STRATUS_CONSOLE_IDLE_SECONDS, lowered here), also once
+ *   its server is deleted (a stream open on it ends);
  * - reads across continue-as-new (a run that answers 3 reads) all answer;
  * - the host's agent gone: a read answers 503 naming the host within the host bound (20 s), the
  *   session does not hang and ends when idle.
@@ -170,6 +171,19 @@ test('stream polls and GETs share one session execution; the stream sends only w
   expect((await t.call('GET', `/v1/servers/${id}/console`, { token: admin })).status).toBe(404);
   expect(await waitClosed(id, (IDLE_SECONDS + 10) * 1000)).toBe('COMPLETED');
 }, 120_000);
+
+test('a stream on a server that is deleted ends, and so does the session', async () => {
+  const id = await activeServer('console-deleted');
+  fs.appendFileSync(consoleLog(id), 'up\n');
+  const stream = sse(id);
+  expect(await stream.until(() => stream.received.data === 'up\n')).toBe(true);
+  expect((await t.call('DELETE', `/v1/servers/${id}`, { token: admin })).status).toBe(202);
+  await waitGone(t, admin, id);
+  expect(await stream.until(() => stream.received.ended, 10_000)).toBe(true);
+  expect(stream.received.errors).toEqual([`server ${id} is gone`]);
+  await stream.close();
+  expect(await waitClosed(id, (IDLE_SECONDS + 10) * 1000)).toBe('COMPLETED');
+}, 90_000);
 
 test('ten concurrent GETs on one server all answer, through one session; readers in other processes share host reads', async () => {
   const id = await activeServer('console-concurrent');

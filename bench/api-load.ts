@@ -11,17 +11,12 @@
  * creates would take an hour and measure the create path, not reads. Lists walk the pages of all of
  * them (each request asks for a random page's marker); shows pick random servers.
  */
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { loadConfig } from '../core/config';
-import { createLogger } from '../core/log';
-import { freePort } from '../core/ports';
-import { startCloud } from '../workers/cloud';
 import { seedServers } from '../test/support/seed-servers';
+import { BENCH_PASSWORD, startBenchCloud } from './cloud';
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -29,7 +24,7 @@ const RATE = Number(process.env.BENCH_RATE ?? 200);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const ENGINES = (process.env.BENCH_ENGINES ?? 'postgres,pglite').split(',');
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const PASSWORD = 'bench-password';
+const PASSWORD = BENCH_PASSWORD;
 
 interface RunResult {
   name: string;
@@ -86,23 +81,8 @@ async function withDatabase(engine: string): Promise<{ env: Record<string, strin
 }
 
 async function bench(engine: string): Promise<RunResult[]> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-api-'));
   const database = await withDatabase(engine);
-  const port = await freePort();
-  const config = loadConfig({
-    ...process.env,
-    ...database.env,
-    STRATUS_DATA_DIR: dataDir,
-    STRATUS_API_PORT: String(port),
-    TEMPORAL_PORT: String(await freePort()),
-    TEMPORAL_UI_PORT: String(await freePort()),
-    STRATUS_ADMIN_PASSWORD: PASSWORD,
-    STRATUS_LIBVIRT_URI: 'test:///default',
-    STRATUS_HOST_NAME: 'bench-host',
-    LOG_LEVEL: 'warn',
-  });
-  const cloud = await startCloud('up', config, createLogger('warn'));
-  const api = `http://127.0.0.1:${port}`;
+  const { cloud, api, stop } = await startBenchCloud(database.env);
   try {
     const login = await fetch(`${api}/v1/auth/tokens`, {
       method: 'POST',
@@ -130,9 +110,8 @@ async function bench(engine: string): Promise<RunResult[]> {
     await load('warm-up', api, token, listPaths.slice(0, 10), 3); // JIT, caches, pool
     return [await load('list (limit=100)', api, token, listPaths), await load('show', api, token, showPaths)];
   } finally {
-    await cloud.stop();
+    await stop();
     await database.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
 

@@ -21,14 +21,11 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { loadConfig } from '../core/config';
-import { createLogger } from '../core/log';
-import { freePort } from '../core/ports';
 import { createConsoleService, domainNameFor, type Server } from '../services/compute';
 import { CONDUCTOR_TASK_QUEUE } from '../temporal/constants';
 import { connectTemporal } from '../temporal/connection';
-import { startCloud } from '../workers/cloud';
 import { consoleSessionWorkflowId } from '../workflows/console-contract';
+import { BENCH_PASSWORD, startBenchCloud } from './cloud';
 import { jsonCaller, seedServerTemplate } from './http';
 
 const READS = Number(process.env.BENCH_READS ?? 100);
@@ -119,25 +116,11 @@ async function sessionReads(client: Client, server: Server, what: string, read: 
 }
 
 async function main(): Promise<void> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-'));
-  const port = await freePort();
-  const config = loadConfig({
-    ...process.env,
-    STRATUS_DATA_DIR: dataDir,
-    STRATUS_API_PORT: String(port),
-    TEMPORAL_PORT: String(await freePort()),
-    TEMPORAL_UI_PORT: String(await freePort()),
-    STRATUS_ADMIN_PASSWORD: 'bench-password',
-    STRATUS_LIBVIRT_URI: 'test:///default',
-    STRATUS_HOST_NAME: 'bench-host',
-    LOG_LEVEL: 'warn',
-  });
-  const cloud = await startCloud('up', config, createLogger('warn'));
-  const api = `http://127.0.0.1:${port}`;
+  const { config, api, stop } = await startBenchCloud();
   const call = jsonCaller(api);
   const temporal = await connectTemporal(`127.0.0.1:${config.temporal.port}`, config.temporal.namespace);
   try {
-    const { token, template } = await seedServerTemplate(api, 'bench-password', '10.98.0.0/16');
+    const { token, template } = await seedServerTemplate(api, BENCH_PASSWORD, '10.98.0.0/16');
     const created = await call('POST', '/v1/servers', token, { ...template, name: 'console-bench' });
     if (created.status !== 202) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
     const id = created.body.server.id as string;
@@ -179,8 +162,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await temporal.connection.close();
-    await cloud.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await stop();
   }
 }
 

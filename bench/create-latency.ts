@@ -7,14 +7,9 @@
  *
  * Each server is deleted after it is measured (not timed), so the host never fills up.
  */
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { loadConfig } from '../core/config';
-import { createLogger } from '../core/log';
-import { freePort } from '../core/ports';
-import { startCloud } from '../workers/cloud';
+import { BENCH_PASSWORD, startBenchCloud } from './cloud';
 import { jsonCaller } from './http';
 
 const N = Number(process.env.BENCH_CREATES ?? 50);
@@ -29,24 +24,10 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-'));
-  const port = await freePort();
-  const config = loadConfig({
-    ...process.env,
-    STRATUS_DATA_DIR: dataDir,
-    STRATUS_API_PORT: String(port),
-    TEMPORAL_PORT: String(await freePort()),
-    TEMPORAL_UI_PORT: String(await freePort()),
-    STRATUS_ADMIN_PASSWORD: 'bench-password',
-    STRATUS_LIBVIRT_URI: 'test:///default',
-    STRATUS_HOST_NAME: 'bench-host',
-    LOG_LEVEL: 'warn',
-  });
-  const cloud = await startCloud('up', config, createLogger('warn'));
-  const api = `http://127.0.0.1:${port}`;
+  const { api, stop } = await startBenchCloud();
   const call = jsonCaller(api);
   try {
-    const token = (await call('POST', '/v1/auth/tokens', undefined, { username: 'admin', password: 'bench-password', project: 'admin' })).body.token as string;
+    const token = (await call('POST', '/v1/auth/tokens', undefined, { username: 'admin', password: BENCH_PASSWORD, project: 'admin' })).body.token as string;
     const image = (await call('POST', '/v1/images', token, { name: 'bench', disk_format: 'raw' })).body;
     await fetch(`${api}/v1/images/${image.id}/file`, {
       method: 'PUT',
@@ -110,8 +91,7 @@ async function main(): Promise<void> {
     console.log(`median per step (workflow clock): ${Object.entries(stepMs).map(([k, v]) => `${k} ${median(v)}`).join(', ')} ms`);
     console.log(`mean ${mean.toFixed(0)} ms   min ${latencies[0]!.toFixed(0)} ms   max ${latencies[latencies.length - 1]!.toFixed(0)} ms`);
   } finally {
-    await cloud.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await stop();
   }
 }
 

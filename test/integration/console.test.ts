@@ -60,6 +60,11 @@ async function activeServer(name: string): Promise<string> {
   return server.id as string;
 }
 
+async function removeServer(id: string): Promise<void> {
+  expect((await t.call('DELETE', `/v1/servers/${id}`, { token: admin })).status).toBe(202);
+  await waitGone(t, admin, id);
+}
+
 /** The serial log the agent reads (the test driver runs no guest: the test writes it as QEMU would). */
 function consoleLog(serverId: string): string {
   const file = path.join(path.dirname(host.config.imageCacheDir), 'console', `stratus-${serverId}.log`);
@@ -67,10 +72,20 @@ function consoleLog(serverId: string): string {
   return file;
 }
 
-/** Runs of the server's console session, and console workflows of the old kind (one per read), since this file started. */
+/**
+ * Runs of the server's console session (status from each run itself: visibility may lag), and
+ * console workflows of the old kind (one per read) since this file started.
+ */
 async function executions(serverId: string): Promise<{ sessionRuns: Array<{ runId: string; status: string }>; perRead: number }> {
-  const sessionRuns: Array<{ runId: string; status: string }> = [];
-  for await (const wf of temporal.client.workflow.list({ query: `WorkflowId="${consoleSessionWorkflowId(serverId)}"` })) sessionRuns.push({ runId: wf.runId, status: wf.status.name });
+  const workflowId = consoleSessionWorkflowId(serverId);
+  const latest = (await temporal.client.workflow.getHandle(workflowId).describe()).runId;
+  let runIds: string[] = [];
+  for (let tries = 0; tries < 40 && !runIds.includes(latest); tries++) {
+    if (tries > 0) await new Promise((r) => setTimeout(r, 250));
+    runIds = [];
+    for await (const wf of temporal.client.workflow.list({ query: `WorkflowId="${workflowId}"` })) runIds.push(wf.runId);
+  }
+  const sessionRuns = await Promise.all(runIds.map(async (runId) => ({ runId, status: (await temporal.client.workflow.getHandle(workflowId, runId).describe()).status.name })));
   let perRead = 0;
   for await (const wf of temporal.client.workflow.list({ query: `WorkflowType="serverConsole" AND StartTime > "${startedAt.toISOString()}"` })) if (wf.workflowId.includes(serverId)) perRead += 1;
   return { sessionRuns, perRead };
@@ -166,8 +181,7 @@ test('stream polls and GETs share one session execution; the stream sends only w
   // A read after that starts a new run of the same session.
   expect((await t.call('GET', `/v1/servers/${id}/console`, { token: admin })).body.output).toContain('third');
   expect((await executions(id)).sessionRuns).toHaveLength(2);
-  await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
-  await waitGone(t, admin, id);
+  await removeServer(id);
   expect((await t.call('GET', `/v1/servers/${id}/console`, { token: admin })).status).toBe(404);
   expect(await waitClosed(id, (IDLE_SECONDS + 10) * 1000)).toBe('COMPLETED');
 }, 120_000);
@@ -212,8 +226,7 @@ test('ten concurrent GETs on one server all answer, through one session; readers
   expect(after.hostReads - before.hostReads).toBeLessThan(5);
 
   await Worker.runReplayHistory({ workflowBundle: await testWorkflowBundle() }, await handle.fetchHistory(), consoleSessionWorkflowId(id));
-  await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
-  await waitGone(t, admin, id);
+  await removeServer(id);
 }, 90_000);
 
 test('reads across continue-as-new all answer (a run of 3 reads)', async () => {
@@ -230,8 +243,7 @@ test('reads across continue-as-new all answer (a run of 3 reads)', async () => {
   expect(sessionRuns.length).toBeGreaterThanOrEqual(3);
   expect(sessionRuns.filter((r) => r.status === 'RUNNING')).toHaveLength(1);
   expect(sessionRuns.filter((r) => r.status !== 'RUNNING').every((r) => r.status === 'CONTINUED_AS_NEW')).toBe(true);
-  await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
-  await waitGone(t, admin, id);
+  await removeServer(id);
 }, 90_000);
 
 test("the host's agent gone: a read answers 503 naming the host within the host bound, and the session ends", async () => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import pg from 'pg';
 /** The benches' JSON client of the API: `call(method, path, token?, body?)` → `{ status, body }`. */
 export function jsonCaller(api: string) {
@@ -51,4 +52,32 @@ export async function freshPostgres(): Promise<{ url: string; drop: () => Promis
   const u = new URL(admin);
   u.pathname = `/${name}`;
   return { url: u.toString(), drop: () => run(`drop database if exists "${name}" with (force)`) };
+}
+
+/**
+ * CPU seconds used so far by this process, its child processes (the embedded Temporal server) and
+ * the PostgreSQL backends serving `database` (when given), read from /proc. On 2 shared cores the
+ * wall-clock rate moves with whatever else runs; CPU per unit of work moves much less.
+ */
+export function cpuSeconds(database?: string): { node: number; temporal: number; postgres: number } {
+  const tick = 100; // USER_HZ on Linux
+  const out = { node: 0, temporal: 0, postgres: 0 };
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    let cmdline: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ppid = Number(fields[1]);
+    const seconds = (Number(fields[11]) + Number(fields[12])) / tick;
+    if (Number(entry) === process.pid) out.node += seconds;
+    else if (ppid === process.pid && cmdline.includes('temporal')) out.temporal += seconds;
+    else if (database && cmdline.startsWith('postgres:') && cmdline.includes(` ${database} `)) out.postgres += seconds;
+  }
+  return out;
 }

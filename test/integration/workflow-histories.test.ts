@@ -6,14 +6,14 @@
  *
  *   create-success, create-reschedule (boot fails on A, ACTIVE on B), create-error (every host
  *   fails), create-cancel (cancelled while booting), delete-server, server-action (stop),
- *   server-console, volume-create / -attach / -detach / -delete, host-monitor, meter-server
+ *   server-console, volume-create / -attach / -detach / -delete, host-monitor (meter-server: the
+ *   corpus keeps its history from before creates stopped starting one, migration 0011)
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import type { FaultPlan } from '../../activities/fault-injection';
-import { meterWorkflowId } from '../../temporal/constants';
 import { connectTemporal } from '../../temporal/connection';
 import { testWorkflowBundle } from '../support/workflow-bundle';
 import { createServerWorkflowId } from '../../workflows/create-server';
@@ -120,8 +120,6 @@ test('create success, server action, console, volume create / attach / detach / 
     await closed(id!);
     recorded.set(name, id!);
   }
-  await closed(meterWorkflowId(server.id));
-  recorded.set('meter-server', meterWorkflowId(server.id));
 }, 120_000);
 
 test('create rescheduled: the boot fails on A, ACTIVE on B', async () => {
@@ -176,7 +174,6 @@ test('every history replays against the current workflow code (and is recorded w
       'create-success',
       'delete-server',
       'host-monitor',
-      'meter-server',
       'server-action',
       'server-console',
       'volume-attach',

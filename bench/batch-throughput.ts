@@ -100,6 +100,14 @@ async function main(): Promise<void> {
     }
 
     const dbName = database ? new URL(database.url).pathname.slice(1) : undefined;
+    // BENCH_QUERIES=1: which SQL statements the batch runs, and how often (knex's query events).
+    const queries = new Map<string, number>();
+    if (process.env.BENCH_QUERIES) {
+      db.on('query', (q: { sql: string }) => {
+        const key = q.sql.replace(/\$\d+/g, '?').replace(/\(\?(, \?)*\)/g, '(…)').slice(0, 160);
+        queries.set(key, (queries.get(key) ?? 0) + 1);
+      });
+    }
     const cpu0 = cpuSeconds(dbName);
     const t0 = performance.now();
     const created = await call('POST', '/v1/server-batches', token, { template, count: COUNT, max_parallel: PARALLEL });
@@ -115,6 +123,11 @@ async function main(): Promise<void> {
     }
     const seconds = (performance.now() - t0) / 1000;
     const batchCpu = cpuPer(cpu0, cpuSeconds(dbName), COUNT);
+    if (queries.size > 0) {
+      const total = [...queries.values()].reduce((a, n) => a + n, 0);
+      console.log(`SQL statements per server: ${(total / COUNT).toFixed(1)}; the most frequent:`);
+      for (const [sql, n] of [...queries].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${(n / COUNT).toFixed(2)}  ${sql}`);
+    }
     if (batch.status !== 'succeeded') throw new Error(`batch ended ${batch.status}: ${JSON.stringify(batch.counts)} ${JSON.stringify(batch.fault)}`);
     const rows = (await db('operations')
       .join('servers', 'servers.id', 'operations.resource_id')

@@ -232,14 +232,21 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
      * The wake-up is coalesced per host (`wakes`): 50 creates finishing together send one or two
      * signals, each sent after the meters it covers were committed, never before.
      */
-    async startMetering({ serverId, projectId }: { serverId: string; projectId: string }): Promise<void> {
+    async startMetering(req: { serverId: string; projectId: string; host?: string; flavor?: Flavor }): Promise<void> {
       if (!temporal) throw new Error('startMetering needs a Temporal client');
-      const server = await servers.get(db, serverId);
-      const flavor = server ? await flavors.get(db, server.flavorId) : null;
-      if (!server?.host || !flavor) throw ApplicationFailure.nonRetryable(`server ${serverId} has no host or flavor to meter`, 'NotMeterable');
+      const { serverId, projectId } = req;
+      // The create flow passes the host and flavor it used; a call without them reads the server's.
+      let host = req.host ?? null;
+      let flavor: Pick<Flavor, 'vcpus' | 'ramMb' | 'diskGb'> | null = req.flavor ?? null;
+      if (!host || !flavor) {
+        const server = await servers.get(db, serverId);
+        host = server?.host ?? null;
+        flavor = server ? await flavors.get(db, server.flavorId) : null;
+      }
+      if (!host || !flavor) throw ApplicationFailure.nonRetryable(`server ${serverId} has no host or flavor to meter`, 'NotMeterable');
       const allocation = {
         projectId,
-        host: server.host,
+        host,
         domainName: domainNameFor(serverId),
         vcpus: flavor.vcpus,
         ramMb: flavor.ramMb,
@@ -248,7 +255,7 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
       };
       const meter = await meters.start(db, { serverId, allocation });
       if (meter.stoppedAt) return; // deleted meanwhile: nothing to meter
-      const recorded = (await meters.allocation(db, serverId)) ?? allocation; // a retry keeps the first start's values
+      const recorded = meter.allocation ?? allocation; // a retry keeps the first start's values
       const sampler = meterHostWorkflowId(recorded.host, recorded.intervalMs);
       // Start the host's sampler, or wake it so that it does not end as idle before it sees this meter.
       await wakes.run(sampler, async () => {

@@ -43,12 +43,12 @@ function toMeter(row: ServerMeterRow): ServerMeter {
 
 /**
  * Records that metering started. Idempotent: when the server already has a meter, returns it
- * unchanged (same workflow id and start time, stopped or not).
+ * unchanged (same workflow id, start time and allocation, stopped or not).
  */
 export async function start(
   db: Queryable,
   input: { serverId: string; workflowId?: string | null; allocation?: MeterAllocation },
-): Promise<ServerMeter> {
+): Promise<ServerMeter & { allocation: MeterAllocation | null }> {
   if (!isUuid(input.serverId)) throw new InvalidInput(`'${input.serverId}' is not a server id`, [{ field: 'server_id', message: 'not a uuid' }]);
   const a = input.allocation;
   const rows = (await db('server_meters')
@@ -62,10 +62,12 @@ export async function start(
     .onConflict('server_id')
     .ignore()
     .returning(COLUMNS)) as ServerMeterRow[];
-  if (rows.length > 0) return toMeter(insertedRow(rows));
-  const existing = await get(db, input.serverId);
+  if (rows.length > 0) return { ...toMeter(insertedRow(rows)), allocation: a ?? null };
+  const recorded = await allocation(db, input.serverId);
+  if (recorded) return { ...recorded, allocation: recorded };
+  const existing = await get(db, input.serverId); // a meter started before allocations were recorded
   if (!existing) throw new Error(`meter of server '${input.serverId}' vanished while starting`);
-  return existing;
+  return { ...existing, allocation: null };
 }
 
 /** Records that metering stopped (the first stop time is kept). Returns the meter, or null when the server has none. */

@@ -19,7 +19,7 @@ import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
 import { freePort } from '../core/ports';
 import { startCloud } from '../workers/cloud';
-import { cpuSeconds, freshPostgres, jsonCaller, seedServerTemplate } from './http';
+import { cpuPer, cpuSeconds, freshPostgres, jsonCaller, seedServerTemplate } from './http';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,13 +41,6 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 }
 
-
-/** CPU milliseconds per unit of work between two readings, by process. */
-function cpuPer(before: ReturnType<typeof cpuSeconds>, after: ReturnType<typeof cpuSeconds>, units: number): string {
-  const ms = (k: keyof typeof before) => ((after[k] - before[k]) * 1000) / units;
-  const total = ms('node') + ms('temporal') + ms('postgres');
-  return `${total.toFixed(0)} ms (node ${ms('node').toFixed(0)}, temporal ${ms('temporal').toFixed(0)}, postgres ${ms('postgres').toFixed(0)})`;
-}
 
 async function main(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-batch-'));

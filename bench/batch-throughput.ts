@@ -19,7 +19,7 @@ import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
 import { freePort } from '../core/ports';
 import { startCloud } from '../workers/cloud';
-import { freshPostgres, jsonCaller, seedServerTemplate } from './http';
+import { cpuPer, cpuSeconds, freshPostgres, jsonCaller, seedServerTemplate } from './http';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,8 +31,11 @@ const { values: args } = parseArgs({
 });
 const COUNT = Number(args.count);
 const PARALLEL = Number(args.parallel);
-/** What one create runs today (1 NIC, no volume): local activities before boot, boot on the host, local after. */
-const SHAPE = { localBefore: 6, remote: 1, localAfter: 2 };
+/**
+ * What one create runs today (1 NIC, no volume), counted in workflows/create-server.ts: local activities
+ * before boot (the steps' database work and the progress writes), boot on the host, local ones after.
+ */
+const SHAPE = { localBefore: 13, remote: 1, localAfter: 4 };
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
@@ -89,6 +92,16 @@ async function main(): Promise<void> {
       for (let i = 0; i < 5; i += 1) alone.push(await single(`alone-${i}`));
     }
 
+    const dbName = database ? new URL(database.url).pathname.slice(1) : undefined;
+    // BENCH_QUERIES=1: which SQL statements the batch runs, and how often (knex's query events).
+    const queries = new Map<string, number>();
+    if (process.env.BENCH_QUERIES) {
+      db.on('query', (q: { sql: string }) => {
+        const key = q.sql.replace(/\$\d+/g, '?').replace(/\(\?(, \?)*\)/g, '(…)').slice(0, 160);
+        queries.set(key, (queries.get(key) ?? 0) + 1);
+      });
+    }
+    const cpu0 = cpuSeconds(dbName);
     const t0 = performance.now();
     const created = await call('POST', '/v1/server-batches', token, { template, count: COUNT, max_parallel: PARALLEL });
     if (created.status !== 202) throw new Error(`batch: ${created.status} ${JSON.stringify(created.body)}`);
@@ -102,6 +115,12 @@ async function main(): Promise<void> {
       else await new Promise((r) => setTimeout(r, 250));
     }
     const seconds = (performance.now() - t0) / 1000;
+    const batchCpu = cpuPer(cpu0, cpuSeconds(dbName), COUNT);
+    if (queries.size > 0) {
+      const total = [...queries.values()].reduce((a, n) => a + n, 0);
+      console.log(`SQL statements per server: ${(total / COUNT).toFixed(1)}; the most frequent:`);
+      for (const [sql, n] of [...queries].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${(n / COUNT).toFixed(2)}  ${sql}`);
+    }
     if (batch.status !== 'succeeded') throw new Error(`batch ended ${batch.status}: ${JSON.stringify(batch.counts)} ${JSON.stringify(batch.fault)}`);
     const rows = (await db('operations')
       .join('servers', 'servers.id', 'operations.resource_id')
@@ -120,6 +139,7 @@ async function main(): Promise<void> {
     const conductor = await Worker.create({ connection: native, namespace: config.temporal.namespace, taskQueue: 'batch-floor', workflowsPath: require.resolve('./batch-floor/workflows'), activities: noop });
     const hostWorker = await Worker.create({ connection: native, namespace: config.temporal.namespace, taskQueue: 'batch-floor-host', activities: noop });
     const running = [conductor.run(), hostWorker.run()];
+    const fcpu0 = cpuSeconds(dbName);
     const f0 = performance.now();
     let next = 0;
     const lane = async () => {
@@ -130,6 +150,7 @@ async function main(): Promise<void> {
     };
     await Promise.all(Array.from({ length: PARALLEL }, lane));
     const floorRate = COUNT / ((performance.now() - f0) / 1000);
+    const floorCpu = cpuPer(fcpu0, cpuSeconds(dbName), COUNT);
     conductor.shutdown();
     hostWorker.shutdown();
     await Promise.all(running);
@@ -144,6 +165,7 @@ async function main(): Promise<void> {
     console.log(`  ${rate.toFixed(1)} servers/s (${seconds.toFixed(1)} s to all ACTIVE); per member accepted → ACTIVE ${fmt(member)}`);
     console.log(`  engine floor (${COUNT} bare workflows × ${SHAPE.localBefore + SHAPE.localAfter} local + ${SHAPE.remote} host no-op activities, ${PARALLEL} in flight): ${floorRate.toFixed(1)} workflows/s`);
     console.log(`  ratio: ${(rate / floorRate).toFixed(2)} × the floor`);
+    console.log(`  CPU per server: ${batchCpu}; per floor workflow: ${floorCpu} (load average now ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})`);
     if (fairness) {
       console.log(`  another create, alone: ${fmt(alone)}; while the batch runs: ${fmt(during)} (${during.length} samples)`);
     }

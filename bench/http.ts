@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import pg from 'pg';
 /** The benches' JSON client of the API: `call(method, path, token?, body?)` → `{ status, body }`. */
 export function jsonCaller(api: string) {
@@ -51,4 +52,43 @@ export async function freshPostgres(): Promise<{ url: string; drop: () => Promis
   const u = new URL(admin);
   u.pathname = `/${name}`;
   return { url: u.toString(), drop: () => run(`drop database if exists "${name}" with (force)`) };
+}
+
+/** CPU seconds used so far, by pid, of this process, its child processes and the database's backends. */
+export type CpuReading = Map<number, { kind: 'node' | 'temporal' | 'postgres'; seconds: number }>;
+
+/**
+ * CPU seconds used so far by this process, its child processes (the embedded Temporal server) and
+ * the PostgreSQL backends serving `database` (when given), read from /proc. On 2 shared cores the
+ * wall-clock rate moves with whatever else runs; CPU per unit of work moves much less.
+ */
+export function cpuSeconds(database?: string): CpuReading {
+  const tick = 100; // USER_HZ on Linux
+  const out: CpuReading = new Map();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    let cmdline: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pid = Number(entry);
+    const seconds = (Number(fields[11]) + Number(fields[12])) / tick;
+    if (pid === process.pid) out.set(pid, { kind: 'node', seconds });
+    else if (Number(fields[1]) === process.pid && cmdline.includes('temporal')) out.set(pid, { kind: 'temporal', seconds });
+    else if (database && cmdline.startsWith('postgres:') && cmdline.includes(` ${database} `)) out.set(pid, { kind: 'postgres', seconds });
+  }
+  return out;
+}
+
+/** CPU milliseconds per unit of work between two readings, by kind (a process that ended meanwhile is not counted). */
+export function cpuPer(before: CpuReading, after: CpuReading, units: number): string {
+  const ms = { node: 0, temporal: 0, postgres: 0 };
+  for (const [pid, now] of after) ms[now.kind] += ((now.seconds - (before.get(pid)?.seconds ?? 0)) * 1000) / units;
+  const total = ms.node + ms.temporal + ms.postgres;
+  return `${total.toFixed(0)} ms (node ${ms.node.toFixed(0)}, temporal ${ms.temporal.toFixed(0)}, postgres ${ms.postgres.toFixed(0)})`;
 }

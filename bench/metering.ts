@@ -1,6 +1,6 @@
 /**
- * What metering costs: N servers metered (a meter row and a meterServer workflow each, as
- * startMetering makes them) on one host whose sampler (meterHost) reads N domains of libvirt's test
+ * What metering costs: N servers metered (a meter row each, and the host's sampler woken, as
+ * startMetering does) on one host whose sampler (meterHost) reads N domains of libvirt's test
  * driver every BENCH_INTERVAL_MS, against a scratch Temporal dev server, one conductor and one host agent in
  * this process, and a database (PostgreSQL when BENCH_PG_URL or a local server answers, else PGlite).
  * After one interval of warm-up it measures BENCH_SECONDS of steady state: samples written and
@@ -24,11 +24,10 @@ import { openDatabase, type Database } from '../db/connect';
 import { migrateLatest } from '../db/migrate';
 import { ImageUrlSigner } from '../images/signed-url';
 import { openHypervisor } from '../libvirt';
-import { CONDUCTOR_TASK_QUEUE, hostTaskQueue, meterHostWorkflowId, meterWorkflowId } from '../temporal/constants';
+import { CONDUCTOR_TASK_QUEUE, hostTaskQueue, meterHostWorkflowId } from '../temporal/constants';
 import { startScratchDevServer } from '../temporal/dev-server';
 import { bundleWorkflows, createConductorWorker } from '../workers/conductor';
 import type { meterHost } from '../workflows/meter-host';
-import type { meterServer } from '../workflows/meter-server';
 import * as meters from '../db/repositories/meters';
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 1000);
@@ -112,19 +111,14 @@ async function main(): Promise<void> {
         }),
       );
     }
-    // What startMetering does per server: the meter row, the server's meter workflow, the host's sampler woken.
+    // What startMetering does per server: the meter row and the host's sampler woken.
     const startedAt = Date.now();
     for (let i = 0; i < SERVERS; i += 50) {
       await Promise.all(
         domains.slice(i, i + 50).map(async (domainName) => {
           const serverId = randomUUID();
           const allocation = { projectId: serverId, host: hostName, domainName, vcpus: 1, ramMb: 128, diskGb: 1, intervalMs: INTERVAL_MS };
-          await meters.start(db, { serverId, workflowId: meterWorkflowId(serverId), allocation });
-          await client.workflow.start<typeof meterServer>('meterServer', {
-            workflowId: meterWorkflowId(serverId),
-            taskQueue: CONDUCTOR_TASK_QUEUE,
-            args: [{ serverId, hostName, domainName, intervalMs: INTERVAL_MS }],
-          });
+          await meters.start(db, { serverId, allocation });
           await client.workflow.signalWithStart<typeof meterHost>('meterHost', {
             workflowId: meterHostWorkflowId(hostName, INTERVAL_MS),
             taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -137,7 +131,7 @@ async function main(): Promise<void> {
     }
     const startMs = Date.now() - startedAt;
     console.log(
-      `metering bench: ${os.cpus().length} cores, ${SERVERS} servers, interval ${INTERVAL_MS} ms, ${engine}; ${SERVERS} workflows started in ${(startMs / 1000).toFixed(1)} s`,
+      `metering bench: ${os.cpus().length} cores, ${SERVERS} servers, interval ${INTERVAL_MS} ms, ${engine}; ${SERVERS} meters started in ${(startMs / 1000).toFixed(1)} s`,
     );
     await new Promise((r) => setTimeout(r, INTERVAL_MS + 2000)); // warm-up: every meter has ticked once
 

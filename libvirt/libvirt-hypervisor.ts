@@ -681,6 +681,13 @@ class LibvirtHypervisor implements Hypervisor {
     const hostXml = buildDhcpHostXml(host); // validates
     const mac = host.mac.toLowerCase();
     await this.withNetwork(network, async (conn, net) => {
+      // The common case first, without reading the network: its XML holds every reservation, so
+      // reading and parsing it on each add made a network of n servers cost O(n) per boot. libvirt
+      // refuses the add when the MAC, name or IP is already there; only then is the XML read.
+      if (this.capabilities.liveDhcpHostUpdate) {
+        const flags = await this.networkUpdateFlags(net);
+        if ((await this.api.networkUpdate(net, NetworkUpdateCommand.ADD_LAST, NetworkSection.IP_DHCP_HOST, -1, hostXml, flags)) >= 0) return;
+      }
       const xml = await this.persistentNetworkXml(conn, net);
       const current = parseNetworkDhcpHosts(xml).find((h) => h.mac === mac);
       if (current && current.ip === host.ip && current.name === host.name) return;

@@ -24,11 +24,6 @@ export const SEARCH_ATTRIBUTE_FLAGS: ReadonlyArray<string> = Object.values(searc
   (key) => `${key.name}=Keyword`,
 );
 
-/** The long-running metering workflow of a server (Ceilometer's job), one per server. */
-export function meterWorkflowId(serverId: string): string {
-  return `meter:${serverId}`;
-}
-
 /** The sampler of one host for one metering interval: every meter of that host with that interval. */
 export function meterHostWorkflowId(hostName: string, intervalMs: number): string {
   return `meter-host:${hostName}:${intervalMs}`;

@@ -155,7 +155,7 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
 
     await t.run('start_metering', async () => {
       t.undoWith('start_metering', { activity: 'stopMetering', host: null, args: [{ serverId }] });
-      await conductor.startMetering({ serverId, projectId });
+      await conductor.startMetering({ serverId, projectId, host: t.progress.hosts[t.progress.hosts.length - 1]!, flavor: input.flavor });
     });
 
     const host = t.progress.hosts[t.progress.hosts.length - 1]!;

@@ -1,7 +1,8 @@
 /**
- * Ceilometer's job, one long-running workflow per server (`meter:<serverId>`), started by the create
- * flow's start_metering step (through an activity, so it is not a child that dies with the create
- * flow) and stopped by the delete flow's stop_metering step (the `stop` signal).
+ * Legacy: the lifetime workflow of a meter started before migration 0011 (`meter:<serverId>`). Creates
+ * no longer start one (the host's sampler takes every sample, the delete flow writes the final one);
+ * it stays registered so the meters of servers created before keep running until their delete flow's
+ * stop_metering sends `stop`.
  *
  * The samples of a running server are taken by its host's sampler (workflows/meter-host.ts: one
  * bulk read and one batch write per host and interval, whatever the number of servers); this

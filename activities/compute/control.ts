@@ -18,13 +18,14 @@ import * as operations from '../../db/repositories/operations';
 import * as projects from '../../db/repositories/projects';
 import * as servers from '../../db/repositories/servers';
 import * as users from '../../db/repositories/users';
-import { CONDUCTOR_TASK_QUEUE, meterHostWorkflowId, meterWorkflowId, searchAttributes } from '../../temporal/constants';
+import { CONDUCTOR_TASK_QUEUE, meterHostWorkflowId, searchAttributes } from '../../temporal/constants';
 import { demand, explainRejections, imageRequirements, schedule, type PlacementRequest } from '../../services/scheduler';
 import { serverQuotaAmounts, type ServerQuotaPlan } from '../../services/quotas';
 import { claimDecision, DEFAULT_PLACEMENT, loadHostStates, schedulerConfig, type PlacementSettings } from './placement';
 import { metrics } from '../../core/metrics';
 import * as flavors from '../../db/repositories/flavors';
-import type { MeterHostInput, MeterServerInput } from '../metering/types';
+import type { MeterHostInput } from '../metering/types';
+import { Coalescer } from '../../core/coalesce';
 import { domainNameFor, type Flavor } from './types';
 
 /** What a host agent reports about itself on every heartbeat. */
@@ -67,6 +68,8 @@ export interface ServerStatePatch {
 
 export function createComputeControlActivities(deps: ComputeControlDeps) {
   const { db, log, heartbeatSeconds, temporal, meterIntervalMs = 60_000 } = deps;
+  /** Host samplers' wake-ups in flight, by sampler workflow id. */
+  const wakes = new Coalescer();
   const placement = deps.placement ?? DEFAULT_PLACEMENT;
   const quotaDefaults = deps.quotaDefaults ?? DEFAULT_QUOTAS;
   const observeFinished = (op: operations.Operation) => {
@@ -224,55 +227,64 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
 
     /**
      * Records that metering began, with the allocation it meters (the server's flavor and host, copied
-     * now), starts the server's `meterServer` workflow and makes sure its host's sampler runs (idempotent).
+     * now), and makes sure its host's sampler runs: the sampler takes every meter's samples, so a
+     * meter needs no workflow of its own (meters started before migration 0011 keep theirs).
+     * The wake-up is coalesced per host (`wakes`): 50 creates finishing together send one or two
+     * signals, each sent after the meters it covers were committed, never before.
      */
-    async startMetering({ serverId, projectId }: { serverId: string; projectId: string }): Promise<void> {
+    async startMetering(req: { serverId: string; projectId: string; host?: string; flavor?: Flavor }): Promise<void> {
       if (!temporal) throw new Error('startMetering needs a Temporal client');
-      const workflowId = meterWorkflowId(serverId);
-      const server = await servers.get(db, serverId);
-      const flavor = server ? await flavors.get(db, server.flavorId) : null;
-      if (!server?.host || !flavor) throw ApplicationFailure.nonRetryable(`server ${serverId} has no host or flavor to meter`, 'NotMeterable');
+      const { serverId, projectId } = req;
+      // The create flow passes the host and flavor it used; a call without them reads the server's.
+      let host = req.host ?? null;
+      let flavor: Pick<Flavor, 'vcpus' | 'ramMb' | 'diskGb'> | null = req.flavor ?? null;
+      if (!host || !flavor) {
+        const server = await servers.get(db, serverId);
+        host = server?.host ?? null;
+        flavor = server ? await flavors.get(db, server.flavorId) : null;
+      }
+      if (!host || !flavor) throw ApplicationFailure.nonRetryable(`server ${serverId} has no host or flavor to meter`, 'NotMeterable');
       const allocation = {
         projectId,
-        host: server.host,
+        host,
         domainName: domainNameFor(serverId),
         vcpus: flavor.vcpus,
         ramMb: flavor.ramMb,
         diskGb: flavor.diskGb,
         intervalMs: meterIntervalMs,
       };
-      const meter = await meters.start(db, { serverId, workflowId, allocation });
-      const recorded = (await meters.allocation(db, serverId)) ?? allocation; // a retry keeps the first start's values
-      const input: MeterServerInput = { serverId, hostName: recorded.host, domainName: recorded.domainName, intervalMs: recorded.intervalMs };
+      const meter = await meters.start(db, { serverId, allocation });
       if (meter.stoppedAt) return; // deleted meanwhile: nothing to meter
-      await temporal.workflow.start('meterServer', {
-        workflowId,
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        args: [input],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        typedSearchAttributes: [
-          { key: searchAttributes.project, value: projectId },
-          { key: searchAttributes.resourceId, value: serverId },
-          { key: searchAttributes.operationKind, value: 'server.meter' },
-        ],
-      });
-      // The host's sampler takes the samples: start it, or wake it so it does not end as idle.
-      await temporal.workflow.signalWithStart('meterHost', {
-        workflowId: meterHostWorkflowId(recorded.host, recorded.intervalMs),
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        args: [{ hostName: recorded.host, intervalMs: recorded.intervalMs } satisfies MeterHostInput],
-        signal: 'wake',
-        signalArgs: [],
-        typedSearchAttributes: [{ key: searchAttributes.operationKind, value: 'host.meter' }],
+      const recorded = meter.allocation ?? allocation; // a retry keeps the first start's values
+      const sampler = meterHostWorkflowId(recorded.host, recorded.intervalMs);
+      // Start the host's sampler, or wake it so that it does not end as idle before it sees this meter.
+      await wakes.run(sampler, async () => {
+        await temporal.workflow.signalWithStart('meterHost', {
+          workflowId: sampler,
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          args: [{ hostName: recorded.host, intervalMs: recorded.intervalMs } satisfies MeterHostInput],
+          signal: 'wake',
+          signalArgs: [],
+          typedSearchAttributes: [{ key: searchAttributes.operationKind, value: 'host.meter' }],
+        });
       });
     },
 
-    /** Records that metering ended and stops the meter workflow; absent or finished is fine. */
+    /**
+     * Records that metering ended, with the final sample that marks the end (the delete flow calls
+     * this once the domain is gone, so it has no reading). A meter started before migration 0011 has
+     * its own workflow: it gets `stop` and writes the final sample itself. Absent or finished is fine.
+     */
     async stopMetering({ serverId }: { serverId: string }): Promise<void> {
-      await meters.stop(db, serverId);
+      const meter = await meters.stop(db, serverId);
+      if (!meter) return;
+      if (!meter.workflowId) {
+        if (await meters.recordFinal(db, serverId, new Date(), null)) metrics().meterSamples.inc({ status: 'final' });
+        return;
+      }
       if (!temporal) return;
       await temporal.workflow
-        .getHandle(meterWorkflowId(serverId))
+        .getHandle(meter.workflowId)
         .signal('stop')
         .catch((err: unknown) => {
           if (!(err instanceof WorkflowNotFoundError)) throw err;

@@ -1,6 +1,8 @@
 /**
- * Server meters (Ceilometer): which meterServer workflow meters a server, since when, what allocation
- * it meters, and its samples (one per interval index, written once).
+ * Server meters (Ceilometer): since when a server is metered, what allocation it meters, and its
+ * samples (one per interval index, written once). `workflowId` names the meter's own `meterServer`
+ * workflow on meters started before migration 0011; newer meters have none (the host's sampler
+ * takes their samples, the delete flow writes the final one).
  */
 import { InvalidInput } from '../../core/errors';
 import { insertedRow } from '../errors';
@@ -10,7 +12,7 @@ import type { Queryable } from '../types';
 
 export interface ServerMeter {
   serverId: string;
-  workflowId: string;
+  workflowId: string | null;
   startedAt: Date;
   stoppedAt: Date | null;
 }
@@ -28,7 +30,7 @@ export interface MeterAllocation {
 
 interface ServerMeterRow {
   server_id: string;
-  workflow_id: string;
+  workflow_id: string | null;
   started_at: Date;
   stopped_at: Date | null;
 }
@@ -41,18 +43,18 @@ function toMeter(row: ServerMeterRow): ServerMeter {
 
 /**
  * Records that metering started. Idempotent: when the server already has a meter, returns it
- * unchanged (same workflow id and start time, stopped or not).
+ * unchanged (same workflow id, start time and allocation, stopped or not).
  */
 export async function start(
   db: Queryable,
-  input: { serverId: string; workflowId: string; allocation?: MeterAllocation },
-): Promise<ServerMeter> {
+  input: { serverId: string; workflowId?: string | null; allocation?: MeterAllocation },
+): Promise<ServerMeter & { allocation: MeterAllocation | null }> {
   if (!isUuid(input.serverId)) throw new InvalidInput(`'${input.serverId}' is not a server id`, [{ field: 'server_id', message: 'not a uuid' }]);
   const a = input.allocation;
   const rows = (await db('server_meters')
     .insert({
       server_id: input.serverId,
-      workflow_id: input.workflowId,
+      workflow_id: input.workflowId ?? null,
       ...(a
         ? { project_id: a.projectId, host: a.host, domain_name: a.domainName, vcpus: a.vcpus, ram_mb: a.ramMb, disk_gb: a.diskGb, interval_ms: a.intervalMs }
         : {}),
@@ -60,10 +62,12 @@ export async function start(
     .onConflict('server_id')
     .ignore()
     .returning(COLUMNS)) as ServerMeterRow[];
-  if (rows.length > 0) return toMeter(insertedRow(rows));
-  const existing = await get(db, input.serverId);
+  if (rows.length > 0) return { ...toMeter(insertedRow(rows)), allocation: a ?? null };
+  const recorded = await allocation(db, input.serverId);
+  if (recorded) return { ...recorded, allocation: recorded };
+  const existing = await get(db, input.serverId); // a meter started before allocations were recorded
   if (!existing) throw new Error(`meter of server '${input.serverId}' vanished while starting`);
-  return existing;
+  return { ...existing, allocation: null };
 }
 
 /** Records that metering stopped (the first stop time is kept). Returns the meter, or null when the server has none. */

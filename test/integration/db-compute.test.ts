@@ -731,7 +731,7 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
       const serverId = newId();
       expect(await meters.get(db, serverId)).toBeNull();
       const started = await meters.start(db, { serverId, workflowId: 'meter-1' });
-      expect(started).toEqual({ serverId, workflowId: 'meter-1', startedAt: expect.any(Date), stoppedAt: null });
+      expect(started).toEqual({ serverId, workflowId: 'meter-1', startedAt: expect.any(Date), stoppedAt: null, allocation: null });
       expect(await meters.start(db, { serverId, workflowId: 'meter-2' })).toEqual(started);
       const stopped = await meters.stop(db, serverId);
       expect(stopped?.stoppedAt).toEqual(expect.any(Date));

@@ -4,7 +4,7 @@
  * run on the same Temporal server: N bare workflows running the same number of no-op activities as a
  * create (local ones on the conductor side, one on a host queue), with the same parallelism.
  *
- *   npm run bench:batch -- --count 1000 [--parallel 50] [--db postgres|pglite] [--no-fairness]
+ *   npm run bench:batch -- --count 1000 [--parallel 50] [--db postgres|pglite] [--no-fairness] [--no-floor]
  *
  * Also measures fairness: one create of another project, alone, and then while the batch runs.
  * PostgreSQL: a fresh database on STRATUS_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres).
@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     parallel: { type: 'string', default: '50' },
     db: { type: 'string', default: 'postgres' },
     'no-fairness': { type: 'boolean', default: false },
+    'no-floor': { type: 'boolean', default: false },
   },
 });
 const COUNT = Number(args.count);
@@ -108,9 +109,14 @@ async function main(): Promise<void> {
     const batchId = created.body.batch.id as string;
     const during: number[] = [];
     let batch: { status: string; counts: { active: number; pending: number }; fault: unknown };
+    let lastPrint = performance.now();
     for (;;) {
       batch = (await call('GET', `/v1/server-batches/${batchId}?limit=1`, token)).body;
       if (!['running', 'cancelling'].includes(batch.status)) break;
+      if (performance.now() - lastPrint > 60_000) {
+        lastPrint = performance.now();
+        console.log(`  ${((lastPrint - t0) / 1000).toFixed(0)} s: ${JSON.stringify(batch.counts)} (load average ${os.loadavg()[0]!.toFixed(1)})`);
+      }
       if (fairness && during.length < 5 && batch.counts.active > COUNT * 0.1 && batch.counts.pending > 0) during.push(await single(`during-${during.length}`));
       else await new Promise((r) => setTimeout(r, 250));
     }
@@ -131,31 +137,34 @@ async function main(): Promise<void> {
     const rate = COUNT / seconds;
 
     // The floor: the same Temporal server, bare workflows with the same activities, the same parallelism.
-    const address = `127.0.0.1:${temporalPort}`;
-    const native = await NativeConnection.connect({ address });
-    const connection = await Connection.connect({ address });
-    const client = new Client({ connection, namespace: config.temporal.namespace });
-    const noop = { noop: async () => undefined };
-    const conductor = await Worker.create({ connection: native, namespace: config.temporal.namespace, taskQueue: 'batch-floor', workflowsPath: require.resolve('./batch-floor/workflows'), activities: noop });
-    const hostWorker = await Worker.create({ connection: native, namespace: config.temporal.namespace, taskQueue: 'batch-floor-host', activities: noop });
-    const running = [conductor.run(), hostWorker.run()];
-    const fcpu0 = cpuSeconds(dbName);
-    const f0 = performance.now();
-    let next = 0;
-    const lane = async () => {
-      while (next < COUNT) {
-        const i = next++;
-        await client.workflow.execute('floorCreate', { taskQueue: 'batch-floor', workflowId: `floor-${batchId}-${i}`, args: [SHAPE] });
-      }
+    const measureFloor = async (): Promise<{ rate: number; cpu: string }> => {
+      const address = `127.0.0.1:${temporalPort}`;
+      const native = await NativeConnection.connect({ address });
+      const connection = await Connection.connect({ address });
+      const client = new Client({ connection, namespace: config.temporal.namespace });
+      const noop = { noop: async () => undefined };
+      const conductor = await Worker.create({ connection: native, namespace: config.temporal.namespace, taskQueue: 'batch-floor', workflowsPath: require.resolve('./batch-floor/workflows'), activities: noop });
+      const hostWorker = await Worker.create({ connection: native, namespace: config.temporal.namespace, taskQueue: 'batch-floor-host', activities: noop });
+      const running = [conductor.run(), hostWorker.run()];
+      const fcpu0 = cpuSeconds(dbName);
+      const f0 = performance.now();
+      let next = 0;
+      const lane = async () => {
+        while (next < COUNT) {
+          const i = next++;
+          await client.workflow.execute('floorCreate', { taskQueue: 'batch-floor', workflowId: `floor-${batchId}-${i}`, args: [SHAPE] });
+        }
+      };
+      await Promise.all(Array.from({ length: PARALLEL }, lane));
+      const result = { rate: COUNT / ((performance.now() - f0) / 1000), cpu: cpuPer(fcpu0, cpuSeconds(dbName), COUNT) };
+      conductor.shutdown();
+      hostWorker.shutdown();
+      await Promise.all(running);
+      await connection.close();
+      await native.close();
+      return result;
     };
-    await Promise.all(Array.from({ length: PARALLEL }, lane));
-    const floorRate = COUNT / ((performance.now() - f0) / 1000);
-    const floorCpu = cpuPer(fcpu0, cpuSeconds(dbName), COUNT);
-    conductor.shutdown();
-    hostWorker.shutdown();
-    await Promise.all(running);
-    await connection.close();
-    await native.close();
+    const floor = args['no-floor'] ? null : await measureFloor();
 
     const fmt = (xs: number[]) => {
       const s = [...xs].sort((a, b) => a - b);
@@ -163,9 +172,11 @@ async function main(): Promise<void> {
     };
     console.log(`batch of ${COUNT}, max_parallel ${PARALLEL}, test driver, ${args.db}:`);
     console.log(`  ${rate.toFixed(1)} servers/s (${seconds.toFixed(1)} s to all ACTIVE); per member accepted → ACTIVE ${fmt(member)}`);
-    console.log(`  engine floor (${COUNT} bare workflows × ${SHAPE.localBefore + SHAPE.localAfter} local + ${SHAPE.remote} host no-op activities, ${PARALLEL} in flight): ${floorRate.toFixed(1)} workflows/s`);
-    console.log(`  ratio: ${(rate / floorRate).toFixed(2)} × the floor`);
-    console.log(`  CPU per server: ${batchCpu}; per floor workflow: ${floorCpu} (load average now ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})`);
+    if (floor) {
+      console.log(`  engine floor (${COUNT} bare workflows × ${SHAPE.localBefore + SHAPE.localAfter} local + ${SHAPE.remote} host no-op activities, ${PARALLEL} in flight): ${floor.rate.toFixed(1)} workflows/s`);
+      console.log(`  ratio: ${(rate / floor.rate).toFixed(2)} × the floor`);
+    }
+    console.log(`  CPU per server: ${batchCpu}${floor ? `; per floor workflow: ${floor.cpu}` : ''} (load average now ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})`);
     if (fairness) {
       console.log(`  another create, alone: ${fmt(alone)}; while the batch runs: ${fmt(during)} (${during.length} samples)`);
     }

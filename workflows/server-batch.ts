@@ -18,7 +18,7 @@
  * Undo of each step: launching a member → the member's own create saga; the batch as a whole →
  * rollback (delete workflows of the members), used on cancel and on failure with rollbackOnFailure.
  */
-import { condition, continueAsNew, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, patched, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BatchActivities } from '../activities/compute/batch';
 import type { MemberCounts } from '../db/repositories/batches';
 import { batchProgressQuery, cancelBatchSignal, type BatchRunState, type ServerBatchInput } from './batch-contract';
@@ -46,7 +46,10 @@ export async function serverBatch(input: ServerBatchInput): Promise<{ status: st
   setHandler(batchProgressQuery, () => state);
 
   const progress = async () => (state.counts = await reader.batchProgress({ batchId }));
-  const roomToGrow = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 10_000;
+  // A run stays short: after an eviction from the worker's cache a run is replayed in one activation,
+  // and a 10,000-event replay on 2 loaded cores outlived the SDK's 5 s activation bound (which crashed
+  // the worker's thread, Node's 'async hook stack has become corrupted'). Runs recorded before keep 10,000.
+  const roomToGrow = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (patched('batch-short-runs') ? 2_000 : 10_000);
 
   while (!cancelled && !input.rollingBack) {
     const counts = await progress();

@@ -10,18 +10,24 @@
  * a port, an attached volume and a finished create operation), not created through the API: 10,000
  * creates would take an hour and measure the create path, not reads. Lists walk the pages of all of
  * them (each request asks for a random page's marker); shows pick random servers.
+ *
+ * This process runs the cloud (API, workers, PGlite when embedded); autocannon runs in a child process
+ * (bench/api-load-client.ts), so the load generator neither shares the server's event loop nor its
+ * CPU time as measured: each row also prints this process's CPU time per request answered
+ * (PostgreSQL's and the Temporal server's own processes are not counted).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import autocannon from 'autocannon';
 import pg from 'pg';
 import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
 import { freePort } from '../core/ports';
 import { startCloud } from '../workers/cloud';
 import { seedServers } from '../test/support/seed-servers';
+import type { LoadFigures, LoadRun } from './api-load-client';
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -37,31 +43,29 @@ interface RunResult {
   p99: number;
   served: number;
   errors: number;
+  /** CPU time of this process (the API, its workers, PGlite when embedded) per request answered. */
+  cpuMs: number;
 }
 
+/** One run of the load generator, in its own process (bench/api-load-client.ts); the server's CPU is measured meanwhile. */
 async function load(name: string, url: string, token: string, paths: string[], seconds = SECONDS): Promise<RunResult> {
-  let next = 0;
-  const result = await autocannon({
-    url,
-    connections: CONNECTIONS,
-    overallRate: RATE,
-    duration: seconds,
-    headers: { authorization: `Bearer ${token}` },
-    requests: [
-      {
-        setupRequest: (req) => {
-          next = (next + 1) % paths.length;
-          return { ...req, method: 'GET', path: paths[next]! };
-        },
-      },
-    ],
+  const client = fork(path.join(__dirname, 'api-load-client.ts'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const done = new Promise<LoadFigures>((resolve, reject) => {
+    client.once('message', (figures: LoadFigures) => resolve(figures));
+    client.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)));
   });
+  const cpu = process.cpuUsage();
+  const run: LoadRun = { url, token, paths, connections: CONNECTIONS, rate: RATE, seconds };
+  client.send(run);
+  const figures = await done;
+  const used = process.cpuUsage(cpu);
   return {
     name,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    served: result['2xx'] / seconds,
-    errors: result.non2xx + result.errors + result.timeouts,
+    p50: figures.p50,
+    p99: figures.p99,
+    served: figures.ok / seconds,
+    errors: figures.failed,
+    cpuMs: (used.user + used.system) / 1000 / Math.max(1, figures.ok + figures.failed),
   };
 }
 
@@ -143,7 +147,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   for (const engine of ENGINES) {
     for (const r of await bench(engine)) {
-      const row = `${engine.padEnd(9)} ${r.name.padEnd(17)} p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}`;
+      const row = `${engine.padEnd(9)} ${r.name.padEnd(17)} p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   server CPU ${r.cpuMs.toFixed(1)} ms/req`;
       console.log(row);
       rows.push(row);
     }

@@ -17,6 +17,7 @@
  * (PostgreSQL's and the Temporal server's own processes are not counted).
  */
 import fs from 'node:fs';
+import inspector from 'node:inspector';
 import os from 'node:os';
 import path from 'node:path';
 import { fork } from 'node:child_process';
@@ -36,6 +37,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const ENGINES = (process.env.BENCH_ENGINES ?? 'postgres,pglite').split(',');
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PASSWORD = 'bench-password';
+/** BENCH_PROFILE=dir: write a V8 CPU profile of the server's process for each run (open in Chrome's DevTools). */
+const PROFILE_DIR = process.env.BENCH_PROFILE;
 
 interface RunResult {
   name: string;
@@ -45,20 +48,30 @@ interface RunResult {
   errors: number;
   /** CPU time of this process (the API, its workers, PGlite when embedded) per request answered. */
   cpuMs: number;
+  /** CPU time of the PostgreSQL backends serving this database per request (0 with PGlite, counted in cpuMs). */
+  dbCpuMs: number;
 }
 
 /** One run of the load generator, in its own process (bench/api-load-client.ts); the server's CPU is measured meanwhile. */
-async function load(name: string, url: string, token: string, paths: string[], seconds = SECONDS): Promise<RunResult> {
+async function load(name: string, url: string, token: string, paths: string[], dbCpuMs: () => Promise<number>, seconds = SECONDS): Promise<RunResult> {
   const client = fork(path.join(__dirname, 'api-load-client.ts'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const done = new Promise<LoadFigures>((resolve, reject) => {
     client.once('message', (figures: LoadFigures) => resolve(figures));
     client.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)));
   });
+  const profiler = PROFILE_DIR ? await startProfiler() : undefined;
   const cpu = process.cpuUsage();
+  const dbCpu = await dbCpuMs();
   const run: LoadRun = { url, token, paths, connections: CONNECTIONS, rate: RATE, seconds };
   client.send(run);
   const figures = await done;
   const used = process.cpuUsage(cpu);
+  const dbUsed = (await dbCpuMs()) - dbCpu;
+  if (profiler) {
+    const file = path.join(PROFILE_DIR!, `api-${name.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`);
+    fs.writeFileSync(file, JSON.stringify(await profiler()));
+    console.log(`server CPU profile: ${file}`);
+  }
   return {
     name,
     p50: figures.p50,
@@ -66,11 +79,50 @@ async function load(name: string, url: string, token: string, paths: string[], s
     served: figures.ok / seconds,
     errors: figures.failed,
     cpuMs: (used.user + used.system) / 1000 / Math.max(1, figures.ok + figures.failed),
+    dbCpuMs: dbUsed / Math.max(1, figures.ok + figures.failed),
   };
 }
 
-async function withDatabase(engine: string): Promise<{ env: Record<string, string>; drop: () => Promise<void> }> {
-  if (engine === 'pglite') return { env: {}, drop: async () => undefined };
+/** Starts V8's CPU profiler in this (the server's) process; the function returned stops it and gives the profile. */
+async function startProfiler(): Promise<() => Promise<object>> {
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result as Record<string, unknown>))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  await post('Profiler.start');
+  return async () => {
+    const { profile } = await post('Profiler.stop');
+    session.disconnect();
+    return profile as object;
+  };
+}
+
+/** The CPU time (ms) the PostgreSQL backends connected to `database` have used so far, from /proc (PostgreSQL on this machine). */
+async function backendsCpuMs(database: string): Promise<number> {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [database]);
+    let ticks = 0;
+    for (const { pid } of rows) {
+      try {
+        // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+        const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        ticks += Number(fields[11]) + Number(fields[12]);
+      } catch {
+        // a backend gone meanwhile, or PostgreSQL not on this machine
+      }
+    }
+    return ticks * 10; // USER_HZ = 100 on Linux
+  } finally {
+    await c.end();
+  }
+}
+
+async function withDatabase(engine: string): Promise<{ env: Record<string, string>; cpuMs: () => Promise<number>; drop: () => Promise<void> }> {
+  if (engine === 'pglite') return { env: {}, cpuMs: async () => 0, drop: async () => undefined };
   const name = `stratus_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_URL });
   await admin.connect();
@@ -80,6 +132,7 @@ async function withDatabase(engine: string): Promise<{ env: Record<string, strin
   url.pathname = `/${name}`;
   return {
     env: { DATABASE_URL: url.toString() },
+    cpuMs: () => backendsCpuMs(name),
     async drop() {
       const c = new pg.Client({ connectionString: PG_URL });
       await c.connect();
@@ -131,8 +184,8 @@ async function bench(engine: string): Promise<RunResult[]> {
     }
     const showPaths = Array.from({ length: 1000 }, () => `/v1/servers/${ids[Math.floor(Math.random() * ids.length)]!}`);
 
-    await load('warm-up', api, token, listPaths.slice(0, 10), 3); // JIT, caches, pool
-    return [await load('list (limit=100)', api, token, listPaths), await load('show', api, token, showPaths)];
+    await load('warm-up', api, token, listPaths.slice(0, 10), database.cpuMs, 3); // JIT, caches, pool
+    return [await load('list (limit=100)', api, token, listPaths, database.cpuMs), await load('show', api, token, showPaths, database.cpuMs)];
   } finally {
     await cloud.stop();
     await database.drop();
@@ -147,7 +200,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   for (const engine of ENGINES) {
     for (const r of await bench(engine)) {
-      const row = `${engine.padEnd(9)} ${r.name.padEnd(17)} p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   server CPU ${r.cpuMs.toFixed(1)} ms/req`;
+      const row = `${engine.padEnd(9)} ${r.name.padEnd(17)} p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${engine === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}`;
       console.log(row);
       rows.push(row);
     }

@@ -1,10 +1,9 @@
 /** Flavors (Nova): the sizes a server can have. Migration 0003 seeds m1.tiny, m1.small, m1.medium. */
 import { Conflict, InvalidInput, NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow } from '../errors';
-import { distinctUuids } from '../batch';
 import { isUuid, newId } from '../ids';
 import { byName, encodeCursor, paginate } from '../pagination';
-import type { Page, PageRequest, Queryable } from '../types';
+import type { JsonRow, Page, PageRequest, Queryable } from '../types';
 
 export interface Flavor {
   id: string;
@@ -26,7 +25,7 @@ interface FlavorRow {
   created_at: Date;
 }
 
-const COLUMNS = ['id', 'name', 'vcpus', 'ram_mb', 'disk_gb', 'is_public', 'created_at'];
+export const COLUMNS = ['id', 'name', 'vcpus', 'ram_mb', 'disk_gb', 'is_public', 'created_at'];
 
 function toFlavor(row: FlavorRow): Flavor {
   return {
@@ -38,6 +37,11 @@ function toFlavor(row: FlavorRow): Flavor {
     isPublic: row.is_public,
     createdAt: row.created_at,
   };
+}
+
+/** A flavor from its row as JSON (see servers.withRelations). */
+export function flavorFromJson(row: JsonRow<FlavorRow>): Flavor {
+  return toFlavor({ ...row, created_at: new Date(row.created_at) });
 }
 
 const invalid = (field: string, rule: string) => () => new InvalidInput(`${field} must be ${rule}`, [{ field, message: `must be ${rule}` }]);
@@ -84,14 +88,6 @@ export async function get(db: Queryable, id: string): Promise<Flavor | null> {
   if (!isUuid(id)) return null;
   const row = (await db('flavors').select(COLUMNS).where({ id }).first()) as FlavorRow | undefined;
   return row ? toFlavor(row) : null;
-}
-
-/** The flavors of `ids` (a page's worth, in one query), by id; unknown ids are absent. */
-export async function getMany(db: Queryable, ids: readonly string[]): Promise<Map<string, Flavor>> {
-  const wanted = distinctUuids(ids);
-  if (wanted.length === 0) return new Map();
-  const rows = (await db('flavors').select(COLUMNS).whereIn('id', wanted)) as FlavorRow[];
-  return new Map(rows.map((row) => [row.id, toFlavor(row)]));
 }
 
 /** The list cursor that continues after flavor `id` (flavors are listed by their unique name); null when there is none. */

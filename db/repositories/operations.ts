@@ -7,7 +7,7 @@ import { NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow } from '../errors';
 import { distinctUuids } from '../batch';
 import { isUuid, newId } from '../ids';
-import type { Queryable } from '../types';
+import type { JsonRow, Queryable } from '../types';
 
 export type OperationStatus = 'running' | 'succeeded' | 'failed';
 
@@ -57,7 +57,7 @@ interface OperationRow {
   updated_at: Date;
 }
 
-const COLUMNS = ['id', 'kind', 'resource_type', 'resource_id', 'project_id', 'workflow_id', 'run_id', 'workflow_type', 'workflow_args', 'status', 'error', 'progress', 'created_at', 'updated_at'];
+export const COLUMNS = ['id', 'kind', 'resource_type', 'resource_id', 'project_id', 'workflow_id', 'run_id', 'workflow_type', 'workflow_args', 'status', 'error', 'progress', 'created_at', 'updated_at'];
 
 function toOperation(row: OperationRow): Operation {
   return {
@@ -76,6 +76,11 @@ function toOperation(row: OperationRow): Operation {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** An operation from its row as JSON (see servers.withRelations). */
+export function operationFromJson(row: JsonRow<OperationRow>): Operation {
+  return toOperation({ ...row, created_at: new Date(row.created_at), updated_at: new Date(row.updated_at) });
 }
 
 const notFound = (id: string) => new NotFound(`operation '${id}' not found`);
@@ -130,18 +135,6 @@ export async function listByResource(db: Queryable, resourceId: string): Promise
     .where({ resource_id: resourceId })
     .orderBy([{ column: 'created_at' }, { column: 'id' }])) as OperationRow[];
   return rows.map(toOperation);
-}
-
-/** The latest operation on each of `resourceIds` (a page of servers, in one query). */
-export async function latestByResources(db: Queryable, resourceIds: readonly string[]): Promise<Map<string, Operation>> {
-  const wanted = distinctUuids(resourceIds);
-  if (wanted.length === 0) return new Map();
-  const rows = (await db('operations')
-    .distinctOn('resource_id')
-    .select(COLUMNS)
-    .whereIn('resource_id', wanted)
-    .orderBy([{ column: 'resource_id' }, { column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])) as OperationRow[];
-  return new Map(rows.map((row) => [row.resource_id, toOperation(row)]));
 }
 
 /** When the `kind` operation (e.g. server.create) of each of `resourceIds` succeeded (one query); absent if it has not. */

@@ -4,9 +4,14 @@
  */
 import { Conflict, InvalidInput, NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow, missing } from '../errors';
+import { distinctUuids } from '../batch';
 import { isUuid } from '../ids';
 import { byCreation, paginate } from '../pagination';
 import type { Page, PageRequest, Queryable } from '../types';
+import * as flavors from './flavors';
+import * as operations from './operations';
+import * as ports from './ports';
+import * as volumes from './volumes';
 
 export const SERVER_STATUSES = ['BUILD', 'ACTIVE', 'SHUTOFF', 'ERROR', 'DELETED'] as const;
 export type ServerStatus = (typeof SERVER_STATUSES)[number];
@@ -174,16 +179,98 @@ export interface ServerListFilter {
   status?: ServerStatus;
 }
 
-export function list(db: Queryable, page: PageRequest & ServerListFilter): Promise<Page<Server>> {
-  if (page.projectId !== undefined && !isUuid(page.projectId)) return Promise.resolve({ items: [], next: null });
-  if (page.batchId !== undefined && !isUuid(page.batchId)) return Promise.resolve({ items: [], next: null });
+/** The filtered select of `list`, not yet ordered or paged; null when the filter cannot match. */
+function listQuery(db: Queryable, filter: ServerListFilter) {
+  if (filter.projectId !== undefined && !isUuid(filter.projectId)) return null;
+  if (filter.batchId !== undefined && !isUuid(filter.batchId)) return null;
   const q = db('servers').select(COLUMNS);
-  if (page.projectId !== undefined) q.where('project_id', page.projectId);
-  if (page.batchId !== undefined) q.where('batch_id', page.batchId);
-  if (page.nameContains !== undefined) q.whereRaw("name ilike ? escape '\\'", [`%${page.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`)}%`]);
-  if (page.status !== undefined) q.where('status', page.status);
-  if (!page.includeDeleted) q.whereNot('status', 'DELETED');
-  return paginate(db, q, byCreation('servers'), page, toServer);
+  if (filter.projectId !== undefined) q.where('project_id', filter.projectId);
+  if (filter.batchId !== undefined) q.where('batch_id', filter.batchId);
+  if (filter.nameContains !== undefined) q.whereRaw("name ilike ? escape '\\'", [`%${filter.nameContains.replace(/[\\%_]/g, (c) => `\\${c}`)}%`]);
+  if (filter.status !== undefined) q.where('status', filter.status);
+  if (!filter.includeDeleted) q.whereNot('status', 'DELETED');
+  return q;
+}
+
+export function list(db: Queryable, page: PageRequest & ServerListFilter): Promise<Page<Server>> {
+  const q = listQuery(db, page);
+  return q ? paginate(db, q, byCreation('servers'), page, toServer) : Promise.resolve({ items: [], next: null });
+}
+
+/** A server with what its presentation shows beside its own columns. */
+export interface ServerWithRelations {
+  server: Server;
+  flavor: flavors.Flavor | null;
+  ports: ports.Port[];
+  /** Attached (or attaching, detaching) volumes. */
+  volumes: volumes.Volume[];
+  /** The latest operation on the server, if any. */
+  latest: operations.Operation | null;
+  /** The server group it belongs to, if any. */
+  groupId: string | null;
+}
+
+const quoted = (columns: readonly string[]) => columns.map((c) => `"${c}"`).join(', ');
+
+/**
+ * A server's relations as correlated subselects beside its columns, each one building JSON in the
+ * database from one index lookup (the primary keys of flavors and server_group_members,
+ * ports_device_order_idx, volumes_server_id_idx, operations_resource_order_idx). So a page of servers
+ * is one query whatever its length, no relation table is scanned for an `IN (…)` list, and the driver
+ * decodes one JSON value per relation instead of every column of every related row.
+ */
+const RELATIONS = [
+  `(select row_to_json(f) from (select ${quoted(flavors.COLUMNS)} from flavors where id = servers.flavor_id) f) as __flavor`,
+  `(select coalesce(json_agg(p order by p.created_at, p.id), '[]') from (select ${quoted(ports.COLUMNS)} from ports where device_id = servers.id) p) as __ports`,
+  `(select coalesce(json_agg(v order by v.created_at, v.id), '[]') from (select ${quoted(volumes.COLUMNS)} from volumes
+     where server_id = servers.id and status not in ('deleted', 'deleting')) v) as __volumes`,
+  `(select row_to_json(o) from (select ${quoted(operations.COLUMNS)} from operations
+     where resource_id = servers.id order by created_at desc, id desc limit 1) o) as __latest`,
+  '(select group_id from server_group_members where server_id = servers.id) as __group_id',
+].join(', ');
+
+interface RelationsRow {
+  __flavor: Parameters<typeof flavors.flavorFromJson>[0] | null;
+  __ports: Array<Parameters<typeof ports.portFromJson>[0]>;
+  __volumes: Array<Parameters<typeof volumes.volumeFromJson>[0]>;
+  __latest: Parameters<typeof operations.operationFromJson>[0] | null;
+  __group_id: string | null;
+}
+
+const NO_RELATIONS: RelationsRow = { __flavor: null, __ports: [], __volumes: [], __latest: null, __group_id: null };
+
+function relationsOf(server: Server, row: RelationsRow): ServerWithRelations {
+  return {
+    server,
+    flavor: row.__flavor ? flavors.flavorFromJson(row.__flavor) : null,
+    ports: row.__ports.map(ports.portFromJson),
+    volumes: row.__volumes.map(volumes.volumeFromJson),
+    latest: row.__latest ? operations.operationFromJson(row.__latest) : null,
+    groupId: row.__group_id,
+  };
+}
+
+const toServerWithRelations = (row: ServerRow & RelationsRow) => relationsOf(toServer(row), row);
+
+/** `list` with each server's relations, in one query. */
+export function listWithRelations(db: Queryable, page: PageRequest & ServerListFilter): Promise<Page<ServerWithRelations>> {
+  const q = listQuery(db, page);
+  return q ? paginate(db, q.select(db.raw(RELATIONS)), byCreation('servers'), page, toServerWithRelations) : Promise.resolve({ items: [], next: null });
+}
+
+/** `get` with the server's relations, in one query. */
+export async function getWithRelations(db: Queryable, id: string): Promise<ServerWithRelations | null> {
+  if (!isUuid(id)) return null;
+  const row = (await db('servers').select(COLUMNS).select(db.raw(RELATIONS)).where({ id }).first()) as (ServerRow & RelationsRow) | undefined;
+  return row ? toServerWithRelations(row) : null;
+}
+
+/** The relations of servers already read (in one query), in their order. */
+export async function withRelations(db: Queryable, list: readonly Server[]): Promise<ServerWithRelations[]> {
+  const ids = distinctUuids(list.map((s) => s.id));
+  const rows = ids.length > 0 ? ((await db('servers').select('id').select(db.raw(RELATIONS)).whereIn('id', ids)) as Array<{ id: string } & RelationsRow>) : [];
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return list.map((server) => relationsOf(server, byId.get(server.id) ?? NO_RELATIONS));
 }
 
 export interface ServerPatch {

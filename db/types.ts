@@ -4,9 +4,6 @@ import type { Knex } from 'knex';
 /** What a repository function runs in: the database itself or a transaction the caller opened. */
 export type Queryable = Knex | Knex.Transaction;
 
-/** A row as PostgreSQL's row_to_json gives it: timestamps are ISO strings. */
-export type JsonRow<Row> = { [K in keyof Row]: Row[K] extends Date ? string : Row[K] extends Date | null ? string | null : Row[K] };
-
 /** Keyset pagination input. `marker` is the opaque `next` of the previous page. */
 export interface PageRequest {
   /** 1..MAX_PAGE_SIZE */

@@ -3,7 +3,7 @@ import { Conflict, InvalidInput, NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow } from '../errors';
 import { isUuid, newId } from '../ids';
 import { byName, encodeCursor, paginate } from '../pagination';
-import type { JsonRow, Page, PageRequest, Queryable } from '../types';
+import type { Page, PageRequest, Queryable } from '../types';
 
 export interface Flavor {
   id: string;
@@ -25,7 +25,7 @@ interface FlavorRow {
   created_at: Date;
 }
 
-export const COLUMNS = ['id', 'name', 'vcpus', 'ram_mb', 'disk_gb', 'is_public', 'created_at'];
+const COLUMNS = ['id', 'name', 'vcpus', 'ram_mb', 'disk_gb', 'is_public', 'created_at'];
 
 function toFlavor(row: FlavorRow): Flavor {
   return {
@@ -37,11 +37,6 @@ function toFlavor(row: FlavorRow): Flavor {
     isPublic: row.is_public,
     createdAt: row.created_at,
   };
-}
-
-/** A flavor from its row as JSON (see servers.withRelations). */
-export function flavorFromJson(row: JsonRow<FlavorRow>): Flavor {
-  return toFlavor({ ...row, created_at: new Date(row.created_at) });
 }
 
 const invalid = (field: string, rule: string) => () => new InvalidInput(`${field} must be ${rule}`, [{ field, message: `must be ${rule}` }]);

@@ -7,7 +7,7 @@ import { NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow } from '../errors';
 import { distinctUuids } from '../batch';
 import { isUuid, newId } from '../ids';
-import type { JsonRow, Queryable } from '../types';
+import type { Queryable } from '../types';
 
 export type OperationStatus = 'running' | 'succeeded' | 'failed';
 
@@ -57,7 +57,7 @@ interface OperationRow {
   updated_at: Date;
 }
 
-export const COLUMNS = ['id', 'kind', 'resource_type', 'resource_id', 'project_id', 'workflow_id', 'run_id', 'workflow_type', 'workflow_args', 'status', 'error', 'progress', 'created_at', 'updated_at'];
+const COLUMNS = ['id', 'kind', 'resource_type', 'resource_id', 'project_id', 'workflow_id', 'run_id', 'workflow_type', 'workflow_args', 'status', 'error', 'progress', 'created_at', 'updated_at'];
 
 function toOperation(row: OperationRow): Operation {
   return {
@@ -76,11 +76,6 @@ function toOperation(row: OperationRow): Operation {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
-}
-
-/** An operation from its row as JSON (see servers.withRelations). */
-export function operationFromJson(row: JsonRow<OperationRow>): Operation {
-  return toOperation({ ...row, created_at: new Date(row.created_at), updated_at: new Date(row.updated_at) });
 }
 
 const notFound = (id: string) => new NotFound(`operation '${id}' not found`);

@@ -14,7 +14,7 @@ import { isUuid, newId } from '../ids';
 import { broadcast, contains, parseCidr, parseIpv4 } from '../ipv4';
 import { applyFilters, type ColumnFilters } from '../filters';
 import { byCreation, paginate } from '../pagination';
-import type { JsonRow, Page, PageRequest, Queryable } from '../types';
+import type { Page, PageRequest, Queryable } from '../types';
 
 export type PortStatus = 'DOWN' | 'ACTIVE';
 export type DeviceOwner = 'compute';
@@ -55,7 +55,7 @@ interface PortRow {
 }
 
 /** fixed_ip reads as a plain address on both engines (a /32 inet shows no mask; a check keeps it /32). */
-export const COLUMNS = ['id', 'project_id', 'network_id', 'subnet_id', 'name', 'mac', 'fixed_ip', 'device_id', 'device_owner', 'created_by_server', 'status', 'created_at'];
+const COLUMNS = ['id', 'project_id', 'network_id', 'subnet_id', 'name', 'mac', 'fixed_ip', 'device_id', 'device_owner', 'created_by_server', 'status', 'created_at'];
 
 function toPort(row: PortRow): Port {
   return {
@@ -72,11 +72,6 @@ function toPort(row: PortRow): Port {
     status: row.status,
     createdAt: row.created_at,
   };
-}
-
-/** A port from its row as JSON (see servers.withRelations). */
-export function portFromJson(row: JsonRow<PortRow>): Port {
-  return toPort({ ...row, created_at: new Date(row.created_at) });
 }
 
 const notFound = (id: string) => new NotFound(`port '${id}' not found`);

@@ -11,7 +11,7 @@ import { atDbEdge, conflict, insertedRow, missing } from '../errors';
 import { distinctUuids, groupBy } from '../batch';
 import { isUuid, newId } from '../ids';
 import { byCreation, paginate } from '../pagination';
-import type { JsonRow, Page, PageRequest, Queryable } from '../types';
+import type { Page, PageRequest, Queryable } from '../types';
 
 export const VOLUME_STATUSES = ['creating', 'available', 'reserved', 'attaching', 'in-use', 'detaching', 'deleting', 'error', 'deleted'] as const;
 export type VolumeStatus = (typeof VOLUME_STATUSES)[number];
@@ -54,7 +54,7 @@ interface VolumeRow {
   updated_at: Date;
 }
 
-export const COLUMNS = [
+const COLUMNS = [
   'id', 'project_id', 'name', 'size_gb', 'status', 'image_id', 'host', 'server_id', 'device', 'delete_on_termination', 'availability_zone', 'created_at', 'updated_at',
 ];
 
@@ -74,11 +74,6 @@ function toVolume(row: VolumeRow): Volume {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
-}
-
-/** A volume from its row as JSON (see servers.withRelations). */
-export function volumeFromJson(row: JsonRow<VolumeRow>): Volume {
-  return toVolume({ ...row, created_at: new Date(row.created_at), updated_at: new Date(row.updated_at) });
 }
 
 const notFound = (id: string) => new NotFound(`volume '${id}' not found`);

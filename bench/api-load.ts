@@ -185,6 +185,12 @@ async function bench(engine: string): Promise<RunResult[]> {
     const showPaths = Array.from({ length: 1000 }, () => `/v1/servers/${ids[Math.floor(Math.random() * ids.length)]!}`);
 
     await load('warm-up', api, token, listPaths.slice(0, 10), database.cpuMs, 3); // JIT, caches, pool
+    // What this process uses with no request (Temporal workers polling, the host agent, timers): part of
+    // each row's CPU per request, the more so the fewer requests a run serves.
+    const idleFrom = process.cpuUsage();
+    await new Promise((r) => setTimeout(r, 3000));
+    const idle = process.cpuUsage(idleFrom);
+    console.log(`[${engine}] this process idle: ${((idle.user + idle.system) / 1000 / 3).toFixed(0)} ms of CPU per second`);
     return [await load('list (limit=100)', api, token, listPaths, database.cpuMs), await load('show', api, token, showPaths, database.cpuMs)];
   } finally {
     await cloud.stop();

@@ -93,7 +93,7 @@ async function closedAs(deps: OperationDeps, op: operations.Operation): Promise<
 }
 
 /** The progress the workflow last wrote into the operation's row, or null before its first step. */
-export function storedProgress(op: operations.Operation): Schemas['Progress'] | null {
+export function storedProgress(op: Pick<operations.Operation, 'progress'>): Schemas['Progress'] | null {
   const progress = op.progress as Progress | null;
   return progress ? presentProgress(progress) : null;
 }

@@ -10,13 +10,22 @@
  * a port, an attached volume and a finished create operation), not created through the API: 10,000
  * creates would take an hour and measure the create path, not reads. Lists walk the pages of all of
  * them (each request asks for a random page's marker); shows pick random servers.
+ *
+ * This process runs the cloud (API, workers, PGlite when embedded); autocannon runs in a child process
+ * (bench/api-load-client.ts), so the load generator neither shares the server's event loop nor its
+ * CPU time as measured: each row also prints this process's CPU time per request answered
+ * (PostgreSQL's and the Temporal server's own processes are not counted).
  */
+import fs from 'node:fs';
+import inspector from 'node:inspector';
 import os from 'node:os';
+import path from 'node:path';
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import autocannon from 'autocannon';
 import pg from 'pg';
 import { seedServers } from '../test/support/seed-servers';
 import { BENCH_PASSWORD, startBenchCloud } from './cloud';
+import type { LoadFigures, LoadRun } from './api-load-client';
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -25,6 +34,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const ENGINES = (process.env.BENCH_ENGINES ?? 'postgres,pglite').split(',');
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PASSWORD = BENCH_PASSWORD;
+/** BENCH_PROFILE=dir: write a V8 CPU profile of the server's process for each run (open in Chrome's DevTools). */
+const PROFILE_DIR = process.env.BENCH_PROFILE;
 
 interface RunResult {
   name: string;
@@ -32,36 +43,83 @@ interface RunResult {
   p99: number;
   served: number;
   errors: number;
+  /** CPU time of this process (the API, its workers, PGlite when embedded) per request answered. */
+  cpuMs: number;
+  /** CPU time of the PostgreSQL backends serving this database per request (0 with PGlite, counted in cpuMs). */
+  dbCpuMs: number;
 }
 
-async function load(name: string, url: string, token: string, paths: string[], seconds = SECONDS): Promise<RunResult> {
-  let next = 0;
-  const result = await autocannon({
-    url,
-    connections: CONNECTIONS,
-    overallRate: RATE,
-    duration: seconds,
-    headers: { authorization: `Bearer ${token}` },
-    requests: [
-      {
-        setupRequest: (req) => {
-          next = (next + 1) % paths.length;
-          return { ...req, method: 'GET', path: paths[next]! };
-        },
-      },
-    ],
+/** One run of the load generator, in its own process (bench/api-load-client.ts); the server's CPU is measured meanwhile. */
+async function load(name: string, url: string, token: string, paths: string[], dbCpuMs: () => Promise<number>, seconds = SECONDS): Promise<RunResult> {
+  const client = fork(path.join(__dirname, 'api-load-client.ts'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const done = new Promise<LoadFigures>((resolve, reject) => {
+    client.once('message', (figures: LoadFigures) => resolve(figures));
+    client.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)));
   });
+  const profiler = PROFILE_DIR ? await startProfiler() : undefined;
+  const cpu = process.cpuUsage();
+  const dbCpu = await dbCpuMs();
+  const run: LoadRun = { url, token, paths, connections: CONNECTIONS, rate: RATE, seconds };
+  client.send(run);
+  const figures = await done;
+  const used = process.cpuUsage(cpu);
+  const dbUsed = (await dbCpuMs()) - dbCpu;
+  if (profiler) {
+    const file = path.join(PROFILE_DIR!, `api-${name.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`);
+    fs.writeFileSync(file, JSON.stringify(await profiler()));
+    console.log(`server CPU profile: ${file}`);
+  }
   return {
     name,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    served: result['2xx'] / seconds,
-    errors: result.non2xx + result.errors + result.timeouts,
+    p50: figures.p50,
+    p99: figures.p99,
+    served: figures.ok / seconds,
+    errors: figures.failed,
+    cpuMs: (used.user + used.system) / 1000 / Math.max(1, figures.ok + figures.failed),
+    dbCpuMs: dbUsed / Math.max(1, figures.ok + figures.failed),
   };
 }
 
-async function withDatabase(engine: string): Promise<{ env: Record<string, string>; drop: () => Promise<void> }> {
-  if (engine === 'pglite') return { env: {}, drop: async () => undefined };
+/** Starts V8's CPU profiler in this (the server's) process; the function returned stops it and gives the profile. */
+async function startProfiler(): Promise<() => Promise<object>> {
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result as Record<string, unknown>))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  await post('Profiler.start');
+  return async () => {
+    const { profile } = await post('Profiler.stop');
+    session.disconnect();
+    return profile as object;
+  };
+}
+
+/** The CPU time (ms) the PostgreSQL backends connected to `database` have used so far, from /proc (PostgreSQL on this machine). */
+async function backendsCpuMs(database: string): Promise<number> {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [database]);
+    let ticks = 0;
+    for (const { pid } of rows) {
+      try {
+        // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+        const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        ticks += Number(fields[11]) + Number(fields[12]);
+      } catch {
+        // a backend gone meanwhile, or PostgreSQL not on this machine
+      }
+    }
+    return ticks * 10; // USER_HZ = 100 on Linux
+  } finally {
+    await c.end();
+  }
+}
+
+async function withDatabase(engine: string): Promise<{ env: Record<string, string>; cpuMs: () => Promise<number>; drop: () => Promise<void> }> {
+  if (engine === 'pglite') return { env: {}, cpuMs: async () => 0, drop: async () => undefined };
   const name = `stratus_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_URL });
   await admin.connect();
@@ -71,6 +129,7 @@ async function withDatabase(engine: string): Promise<{ env: Record<string, strin
   url.pathname = `/${name}`;
   return {
     env: { DATABASE_URL: url.toString() },
+    cpuMs: () => backendsCpuMs(name),
     async drop() {
       const c = new pg.Client({ connectionString: PG_URL });
       await c.connect();
@@ -107,8 +166,14 @@ async function bench(engine: string): Promise<RunResult[]> {
     }
     const showPaths = Array.from({ length: 1000 }, () => `/v1/servers/${ids[Math.floor(Math.random() * ids.length)]!}`);
 
-    await load('warm-up', api, token, listPaths.slice(0, 10), 3); // JIT, caches, pool
-    return [await load('list (limit=100)', api, token, listPaths), await load('show', api, token, showPaths)];
+    await load('warm-up', api, token, listPaths.slice(0, 10), database.cpuMs, 3); // JIT, caches, pool
+    // What this process uses with no request (Temporal workers polling, the host agent, timers): part of
+    // each row's CPU per request, the more so the fewer requests a run serves.
+    const idleFrom = process.cpuUsage();
+    await new Promise((r) => setTimeout(r, 3000));
+    const idle = process.cpuUsage(idleFrom);
+    console.log(`[${engine}] this process idle: ${((idle.user + idle.system) / 1000 / 3).toFixed(0)} ms of CPU per second`);
+    return [await load('list (limit=100)', api, token, listPaths, database.cpuMs), await load('show', api, token, showPaths, database.cpuMs)];
   } finally {
     await stop();
     await database.drop();
@@ -122,7 +187,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   for (const engine of ENGINES) {
     for (const r of await bench(engine)) {
-      const row = `${engine.padEnd(9)} ${r.name.padEnd(17)} p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}`;
+      const row = `${engine.padEnd(9)} ${r.name.padEnd(17)} p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${engine === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}`;
       console.log(row);
       rows.push(row);
     }

@@ -73,16 +73,11 @@ async function keyValuesOf(db: Queryable, query: Knex.QueryBuilder, keys: readon
 }
 
 /**
- * Reads one page of `query` (a select with its filters, not yet ordered or limited), mapping each row
- * with `map`. Adds the key columns as text to the selection (as `__k0`, `__k1`, …) for the cursor.
+ * The select of one page of `query` (a select with its filters, not yet ordered or limited): the rows
+ * after the cursor, ordered by the keys, `limit` + 1 of them (the extra one says whether a next page
+ * exists), with the key columns added as text (`__k0`, `__k1`, …) for the next cursor.
  */
-export async function paginate<Row, T>(
-  db: Queryable,
-  query: Knex.QueryBuilder,
-  keys: readonly KeyColumn[],
-  page: PageRequest,
-  map: (row: Row) => T,
-): Promise<Page<T>> {
+export async function pageSelect(db: Queryable, query: Knex.QueryBuilder, keys: readonly KeyColumn[], page: PageRequest): Promise<{ select: Knex.QueryBuilder; limit: number }> {
   const limit = checkLimit(page.limit);
   const q = query.clone();
   keys.forEach((key, i) => {
@@ -95,10 +90,27 @@ export async function paginate<Row, T>(
     q.whereRaw(`(${columns}) > (${params})`, [...keys.map((key) => key.column), ...values]);
   }
   for (const key of keys) q.orderBy(key.column, 'asc');
-  const rows = (await q.limit(limit + 1)) as Array<Row & Record<string, unknown>>;
+  return { select: q.limit(limit + 1), limit };
+}
+
+/** The page of the rows a pageSelect read: `keysOf` gives a row's key values (its `__k…` texts), `map` the item. */
+export function pageOf<Row, T>(rows: readonly Row[], limit: number, keysOf: (row: Row) => string[], map: (row: Row) => T): Page<T> {
   const more = rows.length > limit;
   const pageRows = more ? rows.slice(0, limit) : rows;
   const last = pageRows[pageRows.length - 1];
-  const next = more && last ? encodeCursor(keys.map((_, i) => String(last[`__k${i}`]))) : null;
+  const next = more && last ? encodeCursor(keysOf(last)) : null;
   return { items: pageRows.map(map), next };
+}
+
+/** Reads one page of `query` (see pageSelect), mapping each row with `map`. */
+export async function paginate<Row, T>(
+  db: Queryable,
+  query: Knex.QueryBuilder,
+  keys: readonly KeyColumn[],
+  page: PageRequest,
+  map: (row: Row) => T,
+): Promise<Page<T>> {
+  const { select, limit } = await pageSelect(db, query, keys, page);
+  const rows = (await select) as Array<Row & Record<string, unknown>>;
+  return pageOf(rows, limit, (row) => keys.map((_, i) => String(row[`__k${i}`])), map);
 }

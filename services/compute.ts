@@ -1,9 +1,9 @@
 /**
  * Compute (Nova's compute/api.py): the rules of servers between the REST front and the conductor.
- * Reads go through the visibility rule; a page of servers is read with each relation loaded for the
- * whole page in one query (flavor, ports, volumes, latest operation), so a list costs the same
- * handful of queries whatever its length; a create request's references are checked here, before
- * any workflow starts, so bad input is a 4xx naming the field and nothing is created.
+ * Reads go through the visibility rule; a page of servers is read with its relations (flavor, ports,
+ * volumes, latest operation, group) in one query, so a list costs the same whatever its length; a
+ * create request's references are checked here, before any workflow starts, so bad input is a 4xx
+ * naming the field and nothing is created.
  */
 import { createHash } from 'node:crypto';
 import { WithStartWorkflowOperation, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
@@ -17,7 +17,6 @@ import * as networks from '../db/repositories/networks';
 import * as operations from '../db/repositories/operations';
 import * as ports from '../db/repositories/ports';
 import type { QuotaLimits } from '../db/repositories/quotas';
-import * as serverGroups from '../db/repositories/server-groups';
 import * as servers from '../db/repositories/servers';
 import * as volumes from '../db/repositories/volumes';
 import type { Page, PageRequest } from '../db/types';
@@ -38,18 +37,8 @@ export type { QuotaLimits };
 export { domainNameFor };
 export type CreateServerBody = ApiOperations['createServer']['requestBody']['content']['application/json'];
 
-/** A server with everything its presentation shows. */
-export interface ServerDetails {
-  server: servers.Server;
-  flavor: flavors.Flavor | null;
-  ports: ports.Port[];
-  /** Attached (or attaching, detaching) volumes. */
-  volumes: volumes.Volume[];
-  /** The latest operation on the server, if any. */
-  latest: operations.Operation | null;
-  /** The server group it belongs to, if any. */
-  groupId: string | null;
-}
+/** A server with everything its presentation shows (read with it in one query). */
+export type ServerDetails = servers.ServerWithRelations;
 
 /** See ComputeService.viewExtras. */
 export interface ServerViewExtras {
@@ -125,38 +114,26 @@ export function createConsoleService(temporal: Client, options: { idleSeconds: n
 const CONSOLE_FAILURES = new Set([CONSOLE_HOST_UNAVAILABLE, CONSOLE_READ_FAILED]);
 
 export function createComputeService(db: Knex) {
-  /** The relations of a page of servers: five queries whatever the page's length. */
-  async function details(list: readonly servers.Server[]): Promise<ServerDetails[]> {
-    const ids = list.map((s) => s.id);
-    const [flavorById, portsBy, volumesBy, latestBy, groupBy] = await Promise.all([
-      flavors.getMany(db, list.map((s) => s.flavorId)),
-      ports.listByDevices(db, ids),
-      volumes.listByServers(db, ids),
-      operations.latestByResources(db, ids),
-      serverGroups.groupIdsOf(db, ids),
-    ]);
-    return list.map((server) => ({
-      server,
-      flavor: flavorById.get(server.flavorId) ?? null,
-      ports: portsBy.get(server.id) ?? [],
-      volumes: volumesBy.get(server.id) ?? [],
-      latest: latestBy.get(server.id) ?? null,
-      groupId: groupBy.get(server.id) ?? null,
-    }));
-  }
+  const visibleServer = (auth: AuthContext, id: string, server: servers.Server | null | undefined) =>
+    visibleOr404(auth, server, { kind: 'server', id, gone: (s) => s.status === 'DELETED' });
+
+  /** The relations of servers already read: one query whatever their number. */
+  const details = (list: readonly servers.Server[]): Promise<ServerDetails[]> => servers.withRelations(db, list);
 
   /** The caller's server, or 404 (another project's server, or a deleted one, does not exist for them). */
   async function get(auth: AuthContext, id: string): Promise<servers.Server> {
-    return visibleOr404(auth, await servers.get(db, id), { kind: 'server', id, gone: (s) => s.status === 'DELETED' });
+    return visibleServer(auth, id, await servers.get(db, id));
   }
 
   return {
     get,
     details,
 
+    /** The caller's server with its relations (one query), or 404 as `get`. */
     async show(auth: AuthContext, id: string): Promise<ServerDetails> {
-      const [one] = await details([await get(auth, id)]);
-      return one!;
+      const found = await servers.getWithRelations(db, id);
+      visibleServer(auth, id, found?.server);
+      return found!;
     },
 
     /**
@@ -164,8 +141,7 @@ export function createComputeService(db: Knex) {
      * whose name contains `nameContains` or in `status`.
      */
     async list(auth: AuthContext, page: PageRequest & Pick<servers.ServerListFilter, 'batchId' | 'nameContains' | 'status'>): Promise<Page<ServerDetails>> {
-      const found = await servers.list(db, { ...page, ...listScope(auth) });
-      return { items: await details(found.items), next: found.next };
+      return servers.listWithRelations(db, { ...page, ...listScope(auth) });
     },
 
     /**

@@ -49,16 +49,39 @@ export function requireAdmin(auth: AuthContext): void {
   if (!hasRole(auth, 'admin')) throw new Forbidden('this call needs the admin role');
 }
 
+/**
+ * How long a resolved token is answered from memory (the token lookup was one query on every
+ * request). Any identity change made through this service (revoking a token, disabling or deleting
+ * a user or project, a role assigned or revoked) empties the cache at once; one made through another
+ * process takes effect there within this time.
+ */
+export const TOKEN_CACHE_MS = 1000;
+/** At most this many tokens are remembered (the oldest is dropped first). */
+const TOKEN_CACHE_SIZE = 10_000;
+
 export interface IdentityServiceOptions {
   db: Knex;
   tokenTtlSeconds: number;
   now?: () => Date;
+  /** See TOKEN_CACHE_MS; 0 reads the database on every request. */
+  tokenCacheMs?: number;
 }
 
-export function createIdentityService({ db, tokenTtlSeconds, now = () => new Date() }: IdentityServiceOptions) {
+export function createIdentityService({ db, tokenTtlSeconds, now = () => new Date(), tokenCacheMs = TOKEN_CACHE_MS }: IdentityServiceOptions) {
   async function findProject(ref: string) {
     return (UUID.test(ref) ? await projects.getById(db, ref) : undefined) ?? (await projects.getByName(db, ref));
   }
+
+  /** Resolved tokens by hash, each until a monotonic time. */
+  const resolved = new Map<string, { auth: AuthContext; until: number }>();
+  /** Bumped by every identity change, so a lookup that raced with one is not remembered. */
+  let generation = 0;
+  /** After an identity change: forget every resolved token. */
+  const changed = <T>(result: T): T => {
+    generation += 1;
+    resolved.clear();
+    return result;
+  };
 
   return {
     /**
@@ -95,11 +118,15 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
 
     /** Resolve a bearer token; expired, revoked, or belonging to a disabled user/project → 401. */
     async resolveToken(token: string): Promise<AuthContext> {
-      const found = await tokens.findValidByHash(db, sha256(token), now());
+      const hash = sha256(token);
+      const hit = resolved.get(hash);
+      if (hit && hit.until > performance.now() && hit.auth.expiresAt > now()) return hit.auth;
+      const seen = generation;
+      const found = await tokens.findValidByHash(db, hash, now());
       if (!found) throw new Unauthorized('the token is invalid, expired or revoked');
       const roles = found.roles as Role[];
       if (roles.length === 0) throw new Unauthorized('the token no longer grants any role on its project');
-      return {
+      const auth: AuthContext = {
         tokenId: found.token.id,
         user: { id: found.user.id, name: found.user.name },
         project: { id: found.project.id, name: found.project.name },
@@ -107,10 +134,16 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
         expiresAt: found.token.expiresAt,
         issuedAt: found.token.createdAt,
       };
+      if (tokenCacheMs > 0 && seen === generation) {
+        resolved.delete(hash);
+        if (resolved.size >= TOKEN_CACHE_SIZE) resolved.delete(resolved.keys().next().value!);
+        resolved.set(hash, { auth, until: performance.now() + tokenCacheMs });
+      }
+      return auth;
     },
 
     async revokeToken(tokenId: string): Promise<void> {
-      await tokens.revoke(db, tokenId);
+      changed(await tokens.revoke(db, tokenId));
     },
 
     /**
@@ -149,7 +182,7 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
       if (changes.enabled === false && id === auth.project.id) {
         throw new InvalidInput('you cannot disable the project your token is scoped to', [{ field: 'body.enabled', message: 'is the caller\'s project' }]);
       }
-      return projects.update(db, id, changes);
+      return projects.update(db, id, changes).then(changed);
     },
     async getProject(auth: AuthContext, id: string) {
       const project = await projects.getById(db, id);
@@ -163,7 +196,7 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
       if ((await projects.getById(db, id))?.name === ADMIN_NAME) {
         throw new InvalidInput('the admin project cannot be deleted', [{ field: 'path.project_id', message: 'is the admin project' }]);
       }
-      await projects.delete(db, id);
+      changed(await projects.delete(db, id));
     },
 
     // --- users ------------------------------------------------------------------------------
@@ -201,16 +234,18 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
       }
       await assertProjectExists(patch.defaultProjectId, 'body.default_project_id');
       const { password, ...rest } = patch;
-      return users.update(db, id, {
-        ...rest,
-        ...(password !== undefined ? { passwordHash: await hashPassword(password) } : {}),
-      });
+      return changed(
+        await users.update(db, id, {
+          ...rest,
+          ...(password !== undefined ? { passwordHash: await hashPassword(password) } : {}),
+        }),
+      );
     },
     async deleteUser(auth: AuthContext, id: string) {
       if (id === auth.user.id) {
         throw new InvalidInput('you cannot delete yourself', [{ field: 'path.user_id', message: 'is the caller' }]);
       }
-      await users.delete(db, id);
+      changed(await users.delete(db, id));
     },
 
     // --- role assignments -------------------------------------------------------------------
@@ -225,7 +260,7 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
     },
     async assignRole(projectId: string, userId: string, role: Role) {
       await assertUserAndProject(userId, projectId);
-      await roleAssignments.assign(db, { userId, projectId, role });
+      changed(await roleAssignments.assign(db, { userId, projectId, role }));
     },
     /** No admin revokes their own admin role on the project of their token (they would lock themselves out). */
     async revokeRole(projectId: string, userId: string, role: Role, auth?: AuthContext) {
@@ -233,7 +268,7 @@ export function createIdentityService({ db, tokenTtlSeconds, now = () => new Dat
         throw new InvalidInput('you cannot revoke your own admin role on the project of your token', [{ field: 'path.role', message: 'is the caller\'s admin role' }]);
       }
       await assertUserAndProject(userId, projectId);
-      await roleAssignments.revoke(db, { userId, projectId, role });
+      changed(await roleAssignments.revoke(db, { userId, projectId, role }));
     },
   };
 

@@ -1,7 +1,6 @@
 /** Flavors (Nova): the sizes a server can have. Migration 0003 seeds m1.tiny, m1.small, m1.medium. */
 import { Conflict, InvalidInput, NotFound } from '../../core/errors';
 import { atDbEdge, conflict, insertedRow } from '../errors';
-import { distinctUuids } from '../batch';
 import { isUuid, newId } from '../ids';
 import { byName, encodeCursor, paginate } from '../pagination';
 import type { Page, PageRequest, Queryable } from '../types';
@@ -84,14 +83,6 @@ export async function get(db: Queryable, id: string): Promise<Flavor | null> {
   if (!isUuid(id)) return null;
   const row = (await db('flavors').select(COLUMNS).where({ id }).first()) as FlavorRow | undefined;
   return row ? toFlavor(row) : null;
-}
-
-/** The flavors of `ids` (a page's worth, in one query), by id; unknown ids are absent. */
-export async function getMany(db: Queryable, ids: readonly string[]): Promise<Map<string, Flavor>> {
-  const wanted = distinctUuids(ids);
-  if (wanted.length === 0) return new Map();
-  const rows = (await db('flavors').select(COLUMNS).whereIn('id', wanted)) as FlavorRow[];
-  return new Map(rows.map((row) => [row.id, toFlavor(row)]));
 }
 
 /** The list cursor that continues after flavor `id` (flavors are listed by their unique name); null when there is none. */

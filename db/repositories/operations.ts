@@ -132,18 +132,6 @@ export async function listByResource(db: Queryable, resourceId: string): Promise
   return rows.map(toOperation);
 }
 
-/** The latest operation on each of `resourceIds` (a page of servers, in one query). */
-export async function latestByResources(db: Queryable, resourceIds: readonly string[]): Promise<Map<string, Operation>> {
-  const wanted = distinctUuids(resourceIds);
-  if (wanted.length === 0) return new Map();
-  const rows = (await db('operations')
-    .distinctOn('resource_id')
-    .select(COLUMNS)
-    .whereIn('resource_id', wanted)
-    .orderBy([{ column: 'resource_id' }, { column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])) as OperationRow[];
-  return new Map(rows.map((row) => [row.resource_id, toOperation(row)]));
-}
-
 /** When the `kind` operation (e.g. server.create) of each of `resourceIds` succeeded (one query); absent if it has not. */
 export async function succeededAt(db: Queryable, resourceIds: readonly string[], kind: string): Promise<Map<string, Date>> {
   const wanted = distinctUuids(resourceIds);

@@ -5,7 +5,6 @@
  */
 import { InvalidInput } from '../../core/errors';
 import { atDbEdge, insertedRow, missing } from '../errors';
-import { distinctUuids } from '../batch';
 import { isUuid, newId } from '../ids';
 import type { Queryable } from '../types';
 
@@ -92,14 +91,6 @@ export async function removeMember(db: Queryable, serverId: string): Promise<voi
 }
 
 /** The group the server belongs to, or null. */
-/** The group of each of `serverIds` that is in one (a page of servers, in one query): server id → group id. */
-export async function groupIdsOf(db: Queryable, serverIds: readonly string[]): Promise<Map<string, string>> {
-  const wanted = distinctUuids(serverIds);
-  if (wanted.length === 0) return new Map();
-  const rows = (await db('server_group_members').select('server_id', 'group_id').whereIn('server_id', wanted)) as Array<{ server_id: string; group_id: string }>;
-  return new Map(rows.map((r) => [r.server_id, r.group_id]));
-}
-
 export async function groupOf(db: Queryable, serverId: string): Promise<ServerGroup | null> {
   if (!isUuid(serverId)) return null;
   const row = (await db('server_groups as g')

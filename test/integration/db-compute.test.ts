@@ -14,6 +14,7 @@ import * as networks from '../../db/repositories/networks';
 import * as operations from '../../db/repositories/operations';
 import * as ports from '../../db/repositories/ports';
 import * as projects from '../../db/repositories/projects';
+import * as serverGroups from '../../db/repositories/server-groups';
 import * as servers from '../../db/repositories/servers';
 import * as subnets from '../../db/repositories/subnets';
 import * as users from '../../db/repositories/users';
@@ -518,6 +519,43 @@ describe.each(engines)('compute, network and storage repositories on $name', (en
       expect(await servers.get(db, s.id)).toBeNull();
       expect(await rejection(servers.remove(db, s.id))).toBeInstanceOf(NotFound);
       expect(await servers.get(db, 'junk')).toBeNull();
+    });
+    test('with relations: flavor, ports in order, attached volumes, latest operation and group in one read; list, get and withRelations agree', async () => {
+      const db = database();
+      const { project: p, network, subnet } = await networkWithSubnet(db);
+      const a = await server(db, { projectId: p.id });
+      const b = await server(db, { projectId: p.id, flavorId: (await flavors.create(db, { name: unique('gone'), vcpus: 1, ramMb: 64, diskGb: 1 })).id });
+      const first = await ports.create(db, { projectId: p.id, networkId: network.id, deviceId: a.id, deviceOwner: 'compute' });
+      const second = await ports.create(db, { projectId: p.id, networkId: network.id, deviceId: a.id, deviceOwner: 'compute' });
+      const attached = await volumes.create(db, { projectId: p.id, name: 'v1', sizeGb: 1, status: 'in-use', serverId: a.id, device: 'vdb' });
+      await volumes.create(db, { projectId: p.id, name: 'v2', sizeGb: 1, status: 'deleting', serverId: a.id, device: 'vdc' });
+      const op = (kind: string) => operations.create(db, { kind, resourceType: 'server', resourceId: a.id, projectId: p.id, workflowId: `server:${a.id}:${kind}`, runId: 'run-1' });
+      await operations.finish(db, (await op('server.create')).id, { status: 'succeeded' });
+      const stop = await op('server.stop');
+      await operations.recordProgress(db, stop.id, { status: 'running', current: 'stop' }, 1);
+      const group = await serverGroups.create(db, { projectId: p.id, name: unique('g'), policy: 'affinity' });
+      await serverGroups.addMember(db, group.id, a.id);
+      await db('flavors').where({ id: b.flavorId }).delete();
+
+      const [one, two] = (await servers.listWithRelations(db, { limit: 10, projectId: p.id })).items;
+      expect(one).toEqual({
+        server: await servers.get(db, a.id),
+        flavor: { id: TINY, name: SEEDED_FLAVORS[0].name, vcpus: SEEDED_FLAVORS[0].vcpus, ramMb: SEEDED_FLAVORS[0].ramMb, diskGb: SEEDED_FLAVORS[0].diskGb },
+        ports: [first, second].map((x) => ({ id: x.id, networkId: network.id, subnetId: subnet.id, fixedIp: x.fixedIp, mac: x.mac, status: x.status })),
+        volumes: [{ id: attached.id, device: 'vdb' }],
+        latest: { id: stop.id, status: 'running', workflowId: stop.workflowId, runId: 'run-1', progress: (await operations.get(db, stop.id))!.progress },
+        groupId: group.id,
+      });
+      expect(one!.latest!.progress).toMatchObject({ status: 'running', current: 'stop' });
+      expect(two).toEqual({ server: await servers.get(db, b.id), flavor: null, ports: [], volumes: [], latest: null, groupId: null });
+      expect(await servers.getWithRelations(db, a.id)).toEqual(one);
+      expect(await servers.withRelations(db, [b, a])).toEqual([{ ...two, server: b }, { ...one, server: a }]);
+      expect(await servers.getWithRelations(db, MISSING_ID)).toBeNull();
+      expect(await servers.getWithRelations(db, 'junk')).toBeNull();
+      // Pages through the same select as list, with the same cursors.
+      const paged = await allItems((marker) => servers.listWithRelations(db, { limit: 1, marker, projectId: p.id }));
+      expect(paged.map((d) => d.server.id)).toEqual([a.id, b.id]);
+      expect((await servers.list(db, { limit: 1, projectId: p.id })).next).toBe((await servers.listWithRelations(db, { limit: 1, projectId: p.id })).next);
     });
   });
 

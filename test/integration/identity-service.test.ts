@@ -1,6 +1,6 @@
 /** The identity service on both engines: token lifetime, bootstrap, password rules. */
 import { hashPassword, verifyPassword } from '../../services/passwords';
-import { createIdentityService } from '../../services/identity';
+import { createIdentityService, TOKEN_CACHE_MS } from '../../services/identity';
 import { engines, useDatabase } from '../support/databases';
 
 describe.each(engines)('identity service on $name', (engine) => {
@@ -33,6 +33,41 @@ describe.each(engines)('identity service on $name', (engine) => {
     expect((await service().resolveToken(token)).user.name).toBe('admin');
     clock = new Date('2026-11-27T12:01:01Z');
     await expect(service().resolveToken(token)).rejects.toThrow('the token is invalid, expired or revoked');
+  });
+
+  test('a resolved token is remembered at most TOKEN_CACHE_MS; a change through the service takes effect at once', async () => {
+    clock = new Date();
+    const s = service();
+    const login = () => s.issueToken({ username: 'admin', password: 'known-password', project: 'admin' });
+
+    // Revoked by another process (straight in the database): answered from memory for at most TOKEN_CACHE_MS.
+    const first = await login();
+    await s.resolveToken(first.token);
+    await db()('tokens').where({ id: first.auth.tokenId }).update({ revoked_at: new Date() });
+    await new Promise((r) => setTimeout(r, TOKEN_CACHE_MS + 50));
+    await expect(s.resolveToken(first.token)).rejects.toThrow('the token is invalid, expired or revoked');
+
+    // Revoked through the service: at once.
+    const second = await login();
+    await s.resolveToken(second.token);
+    await s.revokeToken(second.auth.tokenId);
+    await expect(s.resolveToken(second.token)).rejects.toThrow('the token is invalid, expired or revoked');
+
+    // A user disabled, a role revoked through the service: at once.
+    const user = await s.createUser({ name: `cache-${Date.now()}`, password: 'user-password' });
+    const projectId = first.auth.project.id;
+    await s.assignRole(projectId, user.id, 'member');
+    const theirs = await s.issueToken({ username: user.name, password: 'user-password', project: 'admin' });
+    expect((await s.resolveToken(theirs.token)).roles).toEqual(['member']);
+    await s.assignRole(projectId, user.id, 'reader');
+    expect((await s.resolveToken(theirs.token)).roles).toEqual(['member', 'reader']);
+    await s.revokeRole(projectId, user.id, 'member');
+    await s.revokeRole(projectId, user.id, 'reader');
+    await expect(s.resolveToken(theirs.token)).rejects.toThrow('the token no longer grants any role on its project');
+    await s.assignRole(projectId, user.id, 'member');
+    await s.resolveToken(theirs.token);
+    await s.updateUser(first.auth, user.id, { enabled: false });
+    await expect(s.resolveToken(theirs.token)).rejects.toThrow('the token is invalid, expired or revoked');
   });
 
   test('tokens are stored only as hashes', async () => {

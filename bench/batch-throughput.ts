@@ -127,6 +127,20 @@ async function main(): Promise<void> {
       console.log(`SQL statements per server: ${(total / COUNT).toFixed(1)}; the most frequent:`);
       for (const [sql, n] of [...queries].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${(n / COUNT).toFixed(2)}  ${sql}`);
     }
+    if (batch.status === 'failed' && (batch.counts as { error?: number }).error) {
+      // What a user does with a batch whose members failed: retry it once; only the failed members run again.
+      const failed = await db('servers').where({ batch_id: batchId, status: 'ERROR' }).select('fault');
+      console.log(`  the batch ended failed: ${JSON.stringify(batch.counts)}; faults: ${JSON.stringify([...new Set(failed.map((f: { fault: unknown }) => JSON.stringify(f.fault)))])}`);
+      const r0 = performance.now();
+      const retried = await call('POST', `/v1/server-batches/${batchId}/retry`, token);
+      if (retried.status !== 202) throw new Error(`retry: ${retried.status} ${JSON.stringify(retried.body)}`);
+      for (;;) {
+        batch = (await call('GET', `/v1/server-batches/${batchId}?limit=1`, token)).body;
+        if (!['running', 'cancelling'].includes(batch.status)) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      console.log(`  retried: ${batch.status} in ${((performance.now() - r0) / 1000).toFixed(1)} s: ${JSON.stringify(batch.counts)}`);
+    }
     if (batch.status !== 'succeeded') throw new Error(`batch ended ${batch.status}: ${JSON.stringify(batch.counts)} ${JSON.stringify(batch.fault)}`);
     const rows = (await db('operations')
       .join('servers', 'servers.id', 'operations.resource_id')

@@ -26,6 +26,7 @@ import pg from 'pg';
 import { seedServers } from '../test/support/seed-servers';
 import { BENCH_PASSWORD, startBenchCloud } from './cloud';
 import type { LoadFigures, LoadRun } from './api-load-client';
+import { runBench } from './run';
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -195,10 +196,4 @@ async function main(): Promise<void> {
   console.log(`\nsummary (load average now ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}):\n${rows.join('\n')}`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -20,6 +20,7 @@ import { createLogger } from '../core/log';
 import { freePort } from '../core/ports';
 import { startCloud } from '../workers/cloud';
 import { cpuPer, cpuSeconds, freshPostgres, jsonCaller, seedServerTemplate } from './http';
+import { runBench } from './run';
 
 const { values: args } = parseArgs({
   options: {
@@ -201,10 +202,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -27,6 +27,7 @@ import { connectTemporal } from '../temporal/connection';
 import { consoleSessionWorkflowId } from '../workflows/console-contract';
 import { BENCH_PASSWORD, startBenchCloud } from './cloud';
 import { jsonCaller, seedServerTemplate } from './http';
+import { runBench } from './run';
 
 const READS = Number(process.env.BENCH_READS ?? 100);
 const CONSOLE_KIB = Number(process.env.BENCH_CONSOLE_KIB ?? 64);
@@ -166,10 +167,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -11,6 +11,7 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { BENCH_PASSWORD, startBenchCloud } from './cloud';
 import { jsonCaller } from './http';
+import { runBench } from './run';
 
 const N = Number(process.env.BENCH_CREATES ?? 50);
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 20);
@@ -95,10 +96,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -29,6 +29,7 @@ import { startScratchDevServer } from '../temporal/dev-server';
 import { bundleWorkflows, createConductorWorker } from '../workers/conductor';
 import type { meterHost } from '../workflows/meter-host';
 import * as meters from '../db/repositories/meters';
+import { runBench } from './run';
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 1000);
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 10_000);
@@ -177,10 +178,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

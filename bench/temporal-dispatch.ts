@@ -19,6 +19,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
 import { startScratchDevServer } from '../temporal/dev-server';
+import { runBench } from './run';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const N = 10;
@@ -71,10 +72,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

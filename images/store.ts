@@ -144,11 +144,15 @@ export class FilesystemImageStore implements ImageStore {
     this.sweep ??= this.removeStaleTemporaryFiles().catch(() => undefined);
     const temp = path.join(this.dir, `${TEMP_PREFIX}${imageId}-${randomBytes(6).toString('hex')}`);
     const inspector = new ImageInspector(options.diskFormat);
+    // `flush`: fsync before close, so the rename below never publishes a file whose data is not on disk.
+    const file = fs.createWriteStream(temp, { flags: 'wx', mode: 0o640, flush: true });
     try {
-      // `flush`: fsync before close, so the rename below never publishes a file whose data is not on disk.
-      await pipeline(data, inspector, fs.createWriteStream(temp, { flags: 'wx', mode: 0o640, flush: true }));
+      await pipeline(data, inspector, file);
       await fsp.rename(temp, target);
     } catch (err) {
+      // A failure before the file's open finished (bad data in the first chunk) would otherwise race
+      // the open: the file appeared after it was removed. Wait until the stream has closed it.
+      if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
       await fsp.rm(temp, { force: true });
       throw err;
     }

@@ -62,7 +62,12 @@ export function domainTypeFor(hypervisor: Hypervisor, configured?: 'qemu' | 'kvm
 }
 
 /** Kernel command line of a direct kernel boot when the request names none: the console on the serial port. */
-export const DEFAULT_KERNEL_CMDLINE = 'console=ttyS0';
+/**
+ * `no_timer_check`: a guest's kernel checks its timer interrupt against the wall clock at boot; on a
+ * loaded host under TCG the check can miss and the kernel panics ("IO-APIC + timer doesn't work", seen
+ * in CI). Cloud images boot VMs with it for the same reason.
+ */
+export const DEFAULT_KERNEL_CMDLINE = 'console=ttyS0 no_timer_check';
 
 const DOMAIN_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const DEFAULT_CONSOLE_BYTES = 100 * 1024; // as nova's get_console_output
@@ -315,7 +320,7 @@ export function createComputeHostActivities(deps: ComputeHostDeps) {
      * (root disk vda serial 'root', volumes by serial, NICs, serial console to
      * `<consoleDir>/<domainName>.log`) defined and started, then polled until running (bounded).
      * With `kernel` (and `initrd`), those are cached like the image and the domain boots them
-     * directly, with `cmdline` (default 'console=ttyS0').
+     * directly, with `cmdline` (default DEFAULT_KERNEL_CMDLINE).
      * A rerun after any partial run completes the job without duplicates.
      */
     bootServer: (req: BootRequest): Promise<BootResult> =>

@@ -38,20 +38,28 @@ afterAll(async () => {
   await t?.stop();
 });
 
-/** The status and body of GET `url`, and the number of database queries it made. */
+/**
+ * The status and body of GET `url`, and the number of database queries it made. The cloud's own
+ * background work (reconciler, host monitor) shares the connection pool and can touch these tables
+ * while a request runs; it only ever adds queries, so the fewest of three tries is the request's own.
+ */
 async function counted(url: string): Promise<{ status: number; body: any; queries: number }> {
   const db = t.cloud.db!;
-  let queries = 0;
-  const onQuery = (q: { sql: string }) => {
-    if (REQUEST_TABLES.test(q.sql) && !TOKEN_LOOKUP.test(q.sql)) queries += 1;
-  };
-  db.on('query', onQuery);
-  try {
-    const res = await t.call('GET', url, { token: admin });
-    return { status: res.status, body: res.body, queries };
-  } finally {
-    db.removeListener('query', onQuery);
+  let best: { status: number; body: any; queries: number } | undefined;
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    let queries = 0;
+    const onQuery = (q: { sql: string }) => {
+      if (REQUEST_TABLES.test(q.sql) && !TOKEN_LOOKUP.test(q.sql)) queries += 1;
+    };
+    db.on('query', onQuery);
+    try {
+      const res = await t.call('GET', url, { token: admin });
+      if (!best || queries < best.queries) best = { status: res.status, body: res.body, queries };
+    } finally {
+      db.removeListener('query', onQuery);
+    }
   }
+  return best!;
 }
 
 test('GET /v1/servers costs the same few queries for a page of 2, of 100 and the next page', async () => {

@@ -43,7 +43,7 @@ export async function startQemuCloud(options: { publicUrlOnLoopback?: boolean } 
     const imageId = await uploadFile(t, token, 'guest-root', GUEST_FILES.root, {
       kernel_id: kernel,
       ramdisk_id: initrd,
-      os_command_line: 'console=ttyS0',
+      os_command_line: 'console=ttyS0 no_timer_check',
     });
     const cidr = `10.213.${freeSubnet()}.0/24`;
     const net = await t.call('POST', '/v1/networks', { token, body: { name: `guest-net-${Date.now()}` } });

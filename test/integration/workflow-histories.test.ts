@@ -8,6 +8,8 @@
  *   fails), create-cancel (cancelled while booting), delete-server, server-action (stop),
  *   console-session (two reads, then its idle end), volume-create / -attach / -detach / -delete,
  *   host-monitor, meter-host (host A's sampler, at a 1 s interval so it samples a few ticks).
+ *   (meter-host.sampler-pages-before.json, the sampler before pages, stays as recorded until the
+ *   patch is deprecated; docs/workflow-versioning.md.)
  *   (server-console.json, the per-read console workflow the API no longer starts, and
  *   meter-server.json, from before creates stopped starting one (migration 0011), stay in the corpus
  *   as recorded.)

@@ -9,6 +9,7 @@
  *
  *   npm run bench:metering                                  # 1000 servers, 10 s interval, 60 s
  *   BENCH_SERVERS=200 BENCH_INTERVAL_MS=2000 npm run bench:metering
+ *   BENCH_SERVERS=200 BENCH_PAGE_SIZE=20 npm run bench:metering  # 10 pages a tick (default: the sampler's 1,000)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,6 +35,7 @@ import { runBench } from './run';
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 1000);
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
+const PAGE_SIZE = process.env.BENCH_PAGE_SIZE ? Number(process.env.BENCH_PAGE_SIZE) : undefined;
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** utime + stime of a process in seconds (Linux /proc). */
@@ -123,7 +125,7 @@ async function main(): Promise<void> {
           await client.workflow.signalWithStart<typeof meterHost>('meterHost', {
             workflowId: meterHostWorkflowId(hostName, INTERVAL_MS),
             taskQueue: CONDUCTOR_TASK_QUEUE,
-            args: [{ hostName, intervalMs: INTERVAL_MS }],
+            args: [{ hostName, intervalMs: INTERVAL_MS, ...(PAGE_SIZE ? { pageSize: PAGE_SIZE } : {}) }],
             signal: 'wake',
             signalArgs: [],
           });
@@ -132,7 +134,7 @@ async function main(): Promise<void> {
     }
     const startMs = Date.now() - startedAt;
     console.log(
-      `metering bench: ${os.cpus().length} cores, ${SERVERS} servers, interval ${INTERVAL_MS} ms, ${engine}; ${SERVERS} meters started in ${(startMs / 1000).toFixed(1)} s`,
+      `metering bench: ${os.cpus().length} cores, ${SERVERS} servers, interval ${INTERVAL_MS} ms, page size ${PAGE_SIZE ?? 'default'}, ${engine}; ${SERVERS} meters started in ${(startMs / 1000).toFixed(1)} s`,
     );
     await new Promise((r) => setTimeout(r, INTERVAL_MS + 2000)); // warm-up: every meter has ticked once
 

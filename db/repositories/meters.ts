@@ -224,13 +224,16 @@ export interface ActiveMeter {
   intervalMs: number;
 }
 
-export async function activeOnHost(db: Queryable, host: string, intervalMs: number): Promise<ActiveMeter[]> {
-  const rows = (await db('server_meters')
+/** `domainNames`: only the meters of these domains (a page of a host's tick). */
+export async function activeOnHost(db: Queryable, host: string, intervalMs: number, domainNames?: readonly string[]): Promise<ActiveMeter[]> {
+  const q = db('server_meters')
     .select('server_id', 'domain_name', 'started_at', 'interval_ms')
     .where({ host, interval_ms: intervalMs })
     .whereNull('stopped_at')
     .whereNotNull('vcpus')
-    .orderBy('server_id')) as Array<{ server_id: string; domain_name: string; started_at: Date; interval_ms: number }>;
+    .orderBy('server_id');
+  if (domainNames) q.whereIn('domain_name', domainNames);
+  const rows = (await q) as Array<{ server_id: string; domain_name: string; started_at: Date; interval_ms: number }>;
   return rows.map((r) => ({
     serverId: r.server_id,
     domainName: r.domain_name,
@@ -269,7 +272,7 @@ export async function recordTick(
         (await trx('meter_samples')
           .distinctOn('server_id')
           .select(['server_id', ...COUNTERS.map(([col]) => col)])
-          .whereIn('server_id', ids)
+          .whereIn('server_id', due.filter((e) => e.counters).map((e) => e.meter.serverId)) // a gap takes no delta
           .whereNotNull('cpu_time_ns')
           .orderBy([{ column: 'server_id' }, { column: 'seq', order: 'desc' }])) as Array<Record<string, unknown> & { server_id: string }>
       ).map((r) => [r.server_id, r]),

@@ -10,6 +10,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createMeteringHostActivities } from '../../activities/metering/host';
+import type { HostPageRequest } from '../../activities/metering/types';
+import { metrics } from '../../core/metrics';
 import { silentLogger } from '../../core/log';
 import * as meters from '../../db/repositories/meters';
 import { ImageUrlSigner } from '../../images/signed-url';
@@ -70,13 +72,8 @@ afterAll(async () => {
 });
 
 /** A host agent that only meters (what the real agent registers for metering). */
-async function startAgent(): Promise<{ stop(): Promise<void> }> {
-  const worker = await Worker.create({
-    connection: native,
-    namespace,
-    taskQueue: hostTaskQueue(hostName),
-    activities: createMeteringHostActivities({ hypervisor: hv, hostName, log: silentLogger }),
-  });
+async function startAgent(host = hostName, activities = createMeteringHostActivities({ hypervisor: hv, hostName: host, log: silentLogger })): Promise<{ stop(): Promise<void> }> {
+  const worker = await Worker.create({ connection: native, namespace, taskQueue: hostTaskQueue(host), activities });
   const running = worker.run();
   return {
     async stop() {
@@ -84,6 +81,12 @@ async function startAgent(): Promise<{ stop(): Promise<void> }> {
       await running;
     },
   };
+}
+
+/** What the conductor's startMetering writes: an active meter of `domain` on `host`. */
+async function startMeter(serverId: string, host: string, domain: string, intervalMs: number): Promise<void> {
+  const allocation = { projectId: randomUUID(), host, domainName: domain, vcpus: 1, ramMb: 128, diskGb: 1, intervalMs };
+  await meters.start(db(), { serverId, workflowId: `meter:${serverId}`, allocation });
 }
 
 async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
@@ -100,10 +103,7 @@ test('a host sampler samples every meter each interval, leaves a gap while the a
   const intervalMs = 1000;
   const serverIds = [randomUUID(), randomUUID()];
   const domainOf = new Map([[serverIds[0]!, domainName], [serverIds[1]!, domainName2]]);
-  for (const serverId of serverIds) {
-    const allocation = { projectId: randomUUID(), host: hostName, domainName: domainOf.get(serverId)!, vcpus: 1, ramMb: 128, diskGb: 1, intervalMs };
-    await meters.start(db(), { serverId, workflowId: `meter:${serverId}`, allocation });
-  }
+  for (const serverId of serverIds) await startMeter(serverId, hostName, domainOf.get(serverId)!, intervalMs);
   let agent = await startAgent();
   const lifetimes = await Promise.all(
     serverIds.map((serverId) =>
@@ -168,6 +168,75 @@ test('a host sampler samples every meter each interval, leaves a gap while the a
   const again = await meters.recordSamples(db(), serverId, [{ seq: 0, status: 'missed', sampledAt: new Date(origin) }]);
   expect(again).toBe(0);
   expect((await meters.listSamples(db(), serverId))[0]).toEqual(samples[0]);
+}, 60_000);
+
+test('a host with more domains than a page: each meter gets one ok sample a tick, all pages of a tick from one bulk reading; pages count toward continue-as-new', async () => {
+  const intervalMs = 2000;
+  const pageSize = 3;
+  const host = `meter-pages-${randomBytes(4).toString('hex')}`;
+  const domains = Array.from({ length: 7 }, (_, i) => `stratus-pages-${randomBytes(4).toString('hex')}-${i}`);
+  for (const [i, name] of domains.entries()) {
+    await hv.defineDomain({ name, vcpus: 1, memoryMb: 128 + i, domainType: 'test', disks: [], interfaces: [] });
+    await hv.startDomain(name);
+  }
+  try {
+    // The host reads every Stratus domain of the hypervisor (this file's other two included).
+    const pagesPerTick = Math.ceil((await hv.domainStats()).filter((d) => d.name.startsWith('stratus-')).length / pageSize);
+    expect(pagesPerTick).toBeGreaterThanOrEqual(3);
+    const requests: HostPageRequest[] = [];
+    const activities = createMeteringHostActivities({ hypervisor: hv, hostName: host, log: silentLogger });
+    const agent = await startAgent(host, {
+      ...activities,
+      sampleHostPage: (req: HostPageRequest) => {
+        requests.push(req);
+        return activities.sampleHostPage(req);
+      },
+    });
+    const present = domains.map((domain) => ({ serverId: randomUUID(), domain }));
+    const absent = { serverId: randomUUID(), domain: `stratus-pages-gone-${randomBytes(4).toString('hex')}` };
+    // Meters start just after an interval boundary, so the sampler's first tick is their first interval.
+    await new Promise((r) => setTimeout(r, intervalMs - (Date.now() % intervalMs) + 50));
+    for (const m of [...present, absent]) await startMeter(m.serverId, host, m.domain, intervalMs);
+    const sampler = await client.workflow.signalWithStart(meterHost, {
+      workflowId: meterHostWorkflowId(host, intervalMs),
+      taskQueue: CONDUCTOR_TASK_QUEUE,
+      args: [{ hostName: host, intervalMs, pageSize, ticksPerRun: 2 * pagesPerTick }],
+      signal: wakeMeterHostSignal,
+      signalArgs: [],
+    });
+    // The absent domain's meter is written last in a tick (its closing write): 5 ticks done for every meter.
+    await until(() => meters.listSamples(db(), absent.serverId), (s) => s.length >= 5, 30_000);
+    for (const m of [...present, absent]) await meters.stop(db(), m.serverId);
+    await sampler.result();
+    await agent.stop();
+
+    const samplesOf = await Promise.all([...present, absent].map((m) => meters.listSamples(db(), m.serverId)));
+    const ticks = Math.min(...samplesOf.map((s) => s.length)); // a tick may fall between two stops
+    expect(ticks).toBeGreaterThanOrEqual(5);
+    for (const [i, samples] of samplesOf.slice(0, -1).entries()) {
+      expect(samples.map((s) => s.seq)).toEqual(samples.map((_, k) => k)); // every interval index once
+      expect(samples.slice(0, ticks).map((s) => [s.seq, s.status, s.sampledAt.getTime()])).toEqual(
+        samplesOf[0]!.slice(0, ticks).map((s) => [s.seq, 'ok', s.sampledAt.getTime()]),
+      );
+      for (const s of samples) expect(s.counters).toMatchObject({ powerState: 'running', memoryKiB: (128 + i) * 1024 });
+    }
+    // A meter whose domain no page holds gets a gap each tick, never a reading.
+    expect(samplesOf.at(-1)!.slice(0, ticks).map((s) => [s.seq, s.status])).toEqual(samplesOf[0]!.slice(0, ticks).map((s) => [s.seq, 'missed']));
+
+    // Every tick read the host once and served it in pagesPerTick pages of pageSize.
+    const sampled = requests.filter((r) => r.after === undefined).length;
+    expect(requests).toHaveLength(sampled * pagesPerTick);
+    expect(requests.every((r) => r.limit === pageSize)).toBe(true);
+    const bulkCalls = (await metrics().hostStatsCalls.get()).values.find((v) => v.labels.host === host)?.value;
+    expect(bulkCalls).toBe(sampled);
+    // Each run of the sampler sampled 2 ticks (2 × pagesPerTick pages), then continued as new.
+    const firstRun = await client.workflow.getHandle(meterHostWorkflowId(host, intervalMs), sampler.signaledRunId).fetchHistory();
+    const pagesOfRun = firstRun.events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sampleHostPage').length;
+    expect(pagesOfRun).toBe(2 * pagesPerTick);
+    expect(firstRun.events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+  } finally {
+    for (const name of domains) await hv.undefineDomain(name);
+  }
 }, 60_000);
 
 test('a conductor or agent alone serves its metrics on STRATUS_METRICS_PORT: samples taken and missed', async () => {

@@ -7,7 +7,10 @@
  *   create-success, create-reschedule (boot fails on A, ACTIVE on B), create-error (every host
  *   fails), create-cancel (cancelled while booting), delete-server, server-action (stop),
  *   console-session (two reads, then its idle end), volume-create / -attach / -detach / -delete,
- *   host-monitor. (server-console.json, the per-read console workflow the API no longer starts, and
+ *   host-monitor, meter-host (host A's sampler, at a 1 s interval so it samples a few ticks).
+ *   (meter-host.sampler-pages-before.json, the sampler before pages, stays as recorded until the
+ *   patch is deprecated; docs/workflow-versioning.md.)
+ *   (server-console.json, the per-read console workflow the API no longer starts, and
  *   meter-server.json, from before creates stopped starting one (migration 0011), stay in the corpus
  *   as recorded.)
  */
@@ -20,6 +23,7 @@ import { connectTemporal } from '../../temporal/connection';
 import { testWorkflowBundle } from '../support/workflow-bundle';
 import { createServerWorkflowId } from '../../workflows/create-server';
 import { hostMonitorWorkflowId } from '../../workflows/host-monitor';
+import { meterHostWorkflowId } from '../../temporal/constants';
 import type { TestCloud } from '../support/cloud';
 import type { TestHost } from '../support/hosts';
 import { waitGone, waitSettled } from '../support/stratus-fixtures';
@@ -43,7 +47,7 @@ const startedAt = new Date();
 const recorded = new Map<string, string>();
 
 beforeAll(async () => {
-  const cloud = await startTwoHostCloud('10.50.0.0/24', { STRATUS_CONSOLE_IDLE_SECONDS: '2' });
+  const cloud = await startTwoHostCloud('10.50.0.0/24', { STRATUS_CONSOLE_IDLE_SECONDS: '2', STRATUS_METER_INTERVAL: '1' });
   ({ t, admin, A, B, faultsA, faultsB } = cloud);
   body = (extra = {}) => ({ name: 'history', flavor_id: cloud.tiny, image_id: cloud.imageId, networks: [{ network_id: cloud.net.networkId }], ...extra });
   const { address, namespace } = testTemporal();
@@ -169,6 +173,8 @@ test('create cancelled while booting', async () => {
 
 test('every history replays against the current workflow code (and is recorded when asked)', async () => {
   recorded.set('host-monitor', hostMonitorWorkflowId(A.name));
+  recorded.set('meter-host', meterHostWorkflowId(A.name, 1000));
+  await closed(meterHostWorkflowId(A.name, 1000)); // its host has no meter left: it ends
   expect([...recorded.keys()].sort()).toEqual(
     [
       'create-cancel',
@@ -177,6 +183,7 @@ test('every history replays against the current workflow code (and is recorded w
       'create-success',
       'delete-server',
       'host-monitor',
+      'meter-host',
       'server-action',
       'console-session',
       'volume-attach',

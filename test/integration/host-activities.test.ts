@@ -300,6 +300,35 @@ describe('bootServer / destroyServer', () => {
     expect(await h.listNetworks()).not.toContain(net.libvirtName);
   });
 
+  it('a reservation with nothing in its way is added without reading the network (a boot stays O(1) in reservations)', async () => {
+    const net = makeNetwork();
+    let reads = 0;
+    // The real hypervisor, counting the reads of every reservation (the network's whole XML).
+    const counting = new Proxy(h, {
+      get: (target, prop, receiver) => {
+        if (prop === 'networkDhcpHosts') reads++;
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const networks = createNetworkHost({ hypervisor: counting, log: silentLogger });
+    await networks.ensureNetwork(net);
+    const ip = (last: number) => net.gatewayIp.replace(/\.1$/, `.${last}`);
+    const first = { mac: mac(), ip: ip(50), name: 'first' };
+    await networks.addDhcpHost(net, first);
+    await networks.addDhcpHost(net, { mac: mac(), ip: ip(51), name: 'second' });
+    await networks.addDhcpHost(net, first); // already so: a no-op
+    expect(reads).toBe(0);
+    const stale = { mac: mac(), ip: ip(50), name: 'first-again' };
+    await networks.addDhcpHost(net, stale); // the IP is held by another MAC: read, remove it, add
+    expect(reads).toBe(1);
+    expect((await h.networkDhcpHosts(net.libvirtName)).map((r) => r.ip).sort()).toEqual([ip(50), ip(51)]);
+    expect((await h.networkDhcpHosts(net.libvirtName)).find((r) => r.ip === ip(50))?.mac).toBe(stale.mac);
+    await networks.removeDhcpHost(net, stale.mac);
+    await networks.removeDhcpHost(net, (await h.networkDhcpHosts(net.libvirtName))[0]!.mac);
+    expect(await networks.removeNetworkIfUnused(net)).toBe(true);
+  });
+
   it('an invalid spec is a non-retryable HypervisorRejected failure', async () => {
     const req = bootRequest();
     (req.ports[0] as PortOnHost).mac = '01:00:5e:00:00:01'; // multicast: the driver refuses it before libvirt

@@ -3,7 +3,7 @@
  * TypeScript source, so an edited checkout never runs stale code. Tested on a copy of the launcher in
  * a scratch tree whose two entry points say which one ran.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,9 +55,12 @@ test('STRATUS_TSX=1 runs the sources; STRATUS_NODE_FLAGS and MALLOC_ARENA_MAX re
   expect(launch({ STRATUS_NODE_FLAGS: '' }).flags).toEqual([]);
 });
 
-test('a source edited after the build makes the launcher run the sources, never the stale bundle', () => {
+test('a source edited after the build makes the launcher run the sources, never the stale bundle; a daemon says so', () => {
   writeDist();
   const future = new Date(Date.now() + 60_000);
   fs.utimesSync(path.join(root, 'core/config.ts'), future, future);
   expect(launch().ran).toBe('tsx');
+  const daemon = spawnSync(path.join(root, 'bin/stratus'), ['agent'], { env: { ...process.env, STRATUS_TSX: '', STRATUS_NODE_FLAGS: undefined }, encoding: 'utf8' });
+  expect(JSON.parse(daemon.stdout)).toMatchObject({ ran: 'tsx', args: ['agent'] });
+  expect(daemon.stderr).toContain('dist/stratus.js is missing or older than a source');
 });

@@ -13,7 +13,7 @@ import type { Config } from '../core/config';
 import * as operations from '../db/repositories/operations';
 import type { components } from '../openapi/types';
 import { temporalUiRunUrl } from '../temporal/connection';
-import { startOperationWorkflow } from '../temporal/start-operation';
+import { startOperationWorkflow, type ConductorClient } from '../temporal/start-operation';
 import type { OperationDef } from '../workflows/catalog';
 import type { Progress } from '../workflows/progress';
 import { DependencyUnavailable } from './problem';
@@ -24,6 +24,11 @@ export interface OperationDeps {
   db: Knex;
   temporal: Client;
   config: Pick<Config, 'api' | 'temporal'>;
+}
+
+/** The API's Temporal client with the cloud's conductor task queue, where the workflows it starts run. */
+export function conductorOf(deps: Pick<OperationDeps, 'temporal' | 'config'>): ConductorClient {
+  return { client: deps.temporal, taskQueue: deps.config.temporal.conductorTaskQueue };
 }
 
 /** One operation of the catalog on one resource; `input` (the workflow's argument) gets the new operation's id. */
@@ -61,7 +66,7 @@ export function recordOperation<W extends Workflow>(db: Knex | Knex.Transaction,
  */
 export async function launchOperation(deps: OperationDeps, op: operations.Operation, onFailure: 'fail' | 'keep' = 'fail'): Promise<operations.Operation> {
   try {
-    const runId = await startOperationWorkflow(deps.temporal, op, op.workflowType ?? '', op.workflowArgs ?? []);
+    const runId = await startOperationWorkflow(conductorOf(deps), op, op.workflowType ?? '', op.workflowArgs ?? []);
     return await operations.setRunId(deps.db, op.id, runId);
   } catch (err) {
     if (onFailure === 'fail') {

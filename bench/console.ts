@@ -22,8 +22,8 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { createConsoleService, domainNameFor, type Server } from '../services/compute';
-import { CONDUCTOR_TASK_QUEUE } from '../temporal/constants';
 import { connectTemporal } from '../temporal/connection';
+import type { ConductorClient } from '../temporal/start-operation';
 import { consoleSessionWorkflowId } from '../workflows/console-contract';
 import { BENCH_PASSWORD, startBenchCloud } from './cloud';
 import { jsonCaller, seedServerTemplate } from './http';
@@ -77,14 +77,14 @@ async function timed(fn: () => Promise<unknown>): Promise<number[]> {
 }
 
 /** READS per-read workflows, as the API ran them until now. */
-async function perReadWorkflows(client: Client, server: Server, maxBytes: number, what: string): Promise<Row> {
+async function perReadWorkflows({ client, taskQueue }: ConductorClient, server: Server, maxBytes: number, what: string): Promise<Row> {
   const ids: string[] = [];
   const ms = await timed(async () => {
     const workflowId = `bench:console:${randomBytes(6).toString('hex')}`;
     ids.push(workflowId);
     await client.workflow.execute('serverConsole', {
       workflowId,
-      taskQueue: CONDUCTOR_TASK_QUEUE,
+      taskQueue,
       args: [{ host: server.host, domainName: domainNameFor(server.id), maxBytes }],
       workflowExecutionTimeout: '30 seconds',
     });
@@ -140,11 +140,12 @@ async function main(): Promise<void> {
     fs.writeFileSync(log, Array.from({ length: CONSOLE_KIB * 16 }, (_, i) => `console line ${String(i).padStart(6, '0')} ${'.'.repeat(41)}\n`).join(''));
 
     const client = temporal.client;
-    const consoles = createConsoleService(client, { idleSeconds: 600 });
+    const conductor: ConductorClient = { client, taskQueue: config.temporal.conductorTaskQueue };
+    const consoles = createConsoleService(conductor, { idleSeconds: 600 });
     const end = (await consoles.read(server, { maxBytes: STREAM_WINDOW_BYTES })).end; // starts the session
     const rows: Row[] = [
-      await perReadWorkflows(client, server, GET_BYTES, 'before: GET (per-read workflow, 64 KiB tail)'),
-      await perReadWorkflows(client, server, STREAM_WINDOW_BYTES, 'before: stream poll (per-read workflow, 1 MiB window)'),
+      await perReadWorkflows(conductor, server, GET_BYTES, 'before: GET (per-read workflow, 64 KiB tail)'),
+      await perReadWorkflows(conductor, server, STREAM_WINDOW_BYTES, 'before: stream poll (per-read workflow, 1 MiB window)'),
       await sessionReads(client, server, 'after: GET (session update, 64 KiB tail)', () => consoles.read(server, { maxBytes: GET_BYTES })),
       await sessionReads(client, server, 'after: stream poll, nothing new (session update, since)', () => consoles.read(server, { maxBytes: STREAM_WINDOW_BYTES, since: end })),
       await sessionReads(client, server, 'after: HTTP GET /v1/servers/{id}/console', async () => {

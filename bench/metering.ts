@@ -25,7 +25,7 @@ import { openDatabase, type Database } from '../db/connect';
 import { migrateLatest } from '../db/migrate';
 import { ImageUrlSigner } from '../images/signed-url';
 import { openHypervisor } from '../libvirt';
-import { CONDUCTOR_TASK_QUEUE, hostTaskQueue, meterHostWorkflowId } from '../temporal/constants';
+import { hostTaskQueue, meterHostWorkflowId } from '../temporal/constants';
 import { startScratchDevServer } from '../temporal/dev-server';
 import { bundleWorkflows, createConductorWorker } from '../workers/conductor';
 import type { meterHost } from '../workflows/meter-host';
@@ -79,7 +79,9 @@ async function openBenchDatabase(): Promise<{ db: Database; dispose: () => Promi
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, console: {} } } });
   const log = createLogger('warn');
-  const server = await startScratchDevServer(loadConfig(), log);
+  const config = loadConfig();
+  const taskQueue = config.temporal.conductorTaskQueue;
+  const server = await startScratchDevServer(config, log);
   const { db, dispose, engine } = await openBenchDatabase();
   await migrateLatest(db);
   const hv = await openHypervisor('test:///default');
@@ -91,6 +93,7 @@ async function main(): Promise<void> {
   const conductor = await createConductorWorker({
     connection: native,
     namespace: server.namespace,
+    taskQueue,
     db,
     log,
     workflowBundle: await bundleWorkflows(log),
@@ -124,7 +127,7 @@ async function main(): Promise<void> {
           await meters.start(db, { serverId, allocation });
           await client.workflow.signalWithStart<typeof meterHost>('meterHost', {
             workflowId: meterHostWorkflowId(hostName, INTERVAL_MS),
-            taskQueue: CONDUCTOR_TASK_QUEUE,
+            taskQueue,
             args: [{ hostName, intervalMs: INTERVAL_MS, ...(PAGE_SIZE ? { pageSize: PAGE_SIZE } : {}) }],
             signal: 'wake',
             signalArgs: [],

@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { CONDUCTOR_TASK_QUEUE } from '../temporal/constants';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -35,6 +36,11 @@ const schema = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   TEMPORAL_UI_URL: z.url().optional(),
   TEMPORAL_CLI_PATH: optionalText,
+  STRATUS_CONDUCTOR_TASK_QUEUE: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'must be a task queue name (letters, digits, . _ -; at most 200)')
+    .refine((q) => !q.startsWith('host.'), 'must not start with "host." (the host agents\' queues)')
+    .default(CONDUCTOR_TASK_QUEUE),
   STRATUS_WORKFLOW_CACHE: z.coerce.number().int().min(0).max(100000).default(100),
   STRATUS_LIBVIRT_URI: z.string().min(1).default('test:///default'),
   STRATUS_DOMAIN_TYPE: z.enum(['qemu', 'kvm']).optional(),
@@ -92,6 +98,12 @@ export interface Config {
     uiPort: number;
     uiUrl: string;
     cliPath: string | undefined;
+    /**
+     * The conductor's task queue (STRATUS_CONDUCTOR_TASK_QUEUE): every workflow and every conductor
+     * activity runs there. Every process of one cloud (api, conductor, agents) must name the same one;
+     * two clouds sharing a Temporal namespace need different ones, or each steals the other's tasks.
+     */
+    conductorTaskQueue: string;
     /** Workflow executions a conductor keeps in memory (Temporal's sticky cache); 0 disables the cache. */
     workflowCacheSize: number;
   };
@@ -191,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiPort: e.TEMPORAL_UI_PORT,
       uiUrl: (e.TEMPORAL_UI_URL ?? `http://localhost:${e.TEMPORAL_UI_PORT}`).replace(/\/$/, ''),
       cliPath: e.TEMPORAL_CLI_PATH,
+      conductorTaskQueue: e.STRATUS_CONDUCTOR_TASK_QUEUE,
       workflowCacheSize: e.STRATUS_WORKFLOW_CACHE,
     },
     host: {

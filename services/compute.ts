@@ -6,7 +6,7 @@
  * naming the field and nothing is created.
  */
 import { createHash } from 'node:crypto';
-import { WithStartWorkflowOperation, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import { domainNameFor } from '../activities/compute/types';
@@ -21,7 +21,7 @@ import * as servers from '../db/repositories/servers';
 import * as volumes from '../db/repositories/volumes';
 import type { Page, PageRequest } from '../db/types';
 import type { operations as ApiOperations } from '../openapi/types';
-import { CONDUCTOR_TASK_QUEUE } from '../temporal/constants';
+import type { ConductorClient } from '../temporal/start-operation';
 import { CONSOLE_HOST_UNAVAILABLE, CONSOLE_READ_FAILED, consoleReadUpdate, consoleSessionWorkflowId, type ConsoleChunk, type ConsoleReadRequest, type ConsoleSessionInput } from '../workflows/console-contract';
 import { serverConsoleSession } from '../workflows/console-session';
 import type { CreateServerInput } from '../workflows/create-server';
@@ -67,7 +67,7 @@ export type { ConsoleChunk };
  * A read that meets its session as that ends (idle, or continuing as new) is retried by the client
  * (gRPC UNAVAILABLE / RESOURCE_EXHAUSTED) and starts the next run.
  */
-export function createConsoleService(temporal: Client, options: { idleSeconds: number; readsPerRun?: number }) {
+export function createConsoleService({ client: temporal, taskQueue }: ConductorClient, options: { idleSeconds: number; readsPerRun?: number }) {
   const pending = new Map<string, Promise<ConsoleChunk>>();
 
   async function update(serverId: string, read: ConsoleReadRequest): Promise<ConsoleChunk> {
@@ -78,7 +78,7 @@ export function createConsoleService(temporal: Client, options: { idleSeconds: n
           args: [read],
           startWorkflowOperation: new WithStartWorkflowOperation(serverConsoleSession, {
             workflowId: consoleSessionWorkflowId(serverId),
-            taskQueue: CONDUCTOR_TASK_QUEUE,
+            taskQueue,
             args: [input],
             workflowIdConflictPolicy: 'USE_EXISTING',
           }),

@@ -4,7 +4,11 @@
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
-/** Every workflow and every activity that touches the database runs here. */
+/**
+ * The default conductor task queue (every workflow and every activity that touches the database runs
+ * there). Only a default: a cloud's queue is `config.temporal.conductorTaskQueue`
+ * (STRATUS_CONDUCTOR_TASK_QUEUE), so code that starts a workflow takes it from there.
+ */
 export const CONDUCTOR_TASK_QUEUE = 'stratus-conductor';
 
 /** One queue per hypervisor host: activities that must run on that host (libvirt). */

@@ -1,12 +1,21 @@
 /**
  * Starting an operation's workflow, the one way the API (first start) and the reconciler (a start
- * that never happened, a run that closed before finishing its operation) both do it: on the
- * conductor's task queue, with Stratus's search attributes, reusing a running workflow of that id
+ * that never happened, a run that closed before finishing its operation) both do it: on the cloud's
+ * conductor task queue, with Stratus's search attributes, reusing a running workflow of that id
  * (a retried request), within a deadline so a Temporal outage is an error in seconds, not 20 s.
  */
 import type { Client } from '@temporalio/client';
 import type { Workflow, WorkflowIdReusePolicy } from '@temporalio/common';
-import { CONDUCTOR_TASK_QUEUE, searchAttributes } from './constants';
+import { searchAttributes } from './constants';
+
+/**
+ * What code that starts Stratus workflows needs: a Temporal client and the cloud's conductor task
+ * queue (config.temporal.conductorTaskQueue), where every workflow runs.
+ */
+export interface ConductorClient {
+  client: Client;
+  taskQueue: string;
+}
 
 /** A start waits this long for Temporal before failing (the API then answers 503). */
 export const START_DEADLINE_MS = 5000;
@@ -20,7 +29,7 @@ export interface OperationRef {
 
 /** Starts (or finds running) the operation's workflow; returns its first run id. */
 export async function startOperationWorkflow<W extends Workflow>(
-  client: Client,
+  { client, taskQueue }: ConductorClient,
   op: OperationRef,
   workflow: W | string,
   args: unknown[],
@@ -31,7 +40,7 @@ export async function startOperationWorkflow<W extends Workflow>(
   const handle = await client.withDeadline(Date.now() + deadlineMs, () =>
     client.workflow.start(workflow as string, {
       workflowId: op.workflowId,
-      taskQueue: CONDUCTOR_TASK_QUEUE,
+      taskQueue,
       args,
       workflowIdConflictPolicy: 'USE_EXISTING',
       ...(reuse ? { workflowIdReusePolicy: reuse } : {}),

@@ -1,7 +1,7 @@
 /**
  * The host agent (nova-compute's job): one per hypervisor host. It runs host-side activities on the
- * `host.<name>` task queue and heartbeats to its `hostMonitor` workflow, which registers the host
- * in the database. It holds no database credentials.
+ * `host.<name>` task queue and heartbeats to its `hostMonitor` workflow (started on its cloud's
+ * conductor task queue), which registers the host in the database. It holds no database credentials.
  */
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -17,7 +17,7 @@ import type { Config } from '../core/config';
 import type { Logger } from '../core/log';
 import type { Hypervisor } from '../libvirt';
 import { withFaults } from '../libvirt/faulty-hypervisor';
-import { CONDUCTOR_TASK_QUEUE, hostTaskQueue } from '../temporal/constants';
+import { hostTaskQueue } from '../temporal/constants';
 import {
   goodbyeSignal,
   heartbeatSignal,
@@ -30,6 +30,8 @@ export interface HostAgentDeps {
   connection: NativeConnection;
   client: Client;
   namespace: string;
+  /** The cloud's conductor task queue (config.temporal.conductorTaskQueue): where the host's monitor runs. */
+  conductorTaskQueue: string;
   hypervisor: Hypervisor;
   host: Config['host'];
   log: Logger;
@@ -87,7 +89,7 @@ export async function createHostAgent(deps: HostAgentDeps): Promise<HostAgent> {
     const report = await activities.describeHost();
     await client.workflow.signalWithStart(hostMonitor, {
       workflowId,
-      taskQueue: CONDUCTOR_TASK_QUEUE,
+      taskQueue: deps.conductorTaskQueue,
       args: [input],
       signal: heartbeatSignal,
       signalArgs: [report],

@@ -193,6 +193,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
         await createConductorWorker({
           connection: native,
           namespace: config.temporal.namespace,
+          taskQueue: config.temporal.conductorTaskQueue,
           db,
           log,
           workflowBundle,
@@ -206,7 +207,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
           ...(options.faults ? { faults: options.faults } : {}),
         }),
       );
-      await startReconciler(client, config.reconcile);
+      await startReconciler({ client, taskQueue: config.temporal.conductorTaskQueue }, config.reconcile);
     }
 
     // 3. Host agent.
@@ -217,6 +218,7 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
         connection: native,
         client,
         namespace: config.temporal.namespace,
+        conductorTaskQueue: config.temporal.conductorTaskQueue,
         hypervisor,
         host: config.host,
         log,

@@ -1,6 +1,7 @@
 /**
  * The conductor worker (nova-conductor's job): runs every workflow and every activity that touches
- * the database, on the `stratus-conductor` task queue. Stateless; run as many as you like.
+ * the database, on the cloud's conductor task queue (STRATUS_CONDUCTOR_TASK_QUEUE, default
+ * `stratus-conductor`). Stateless; run as many as you like.
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
@@ -21,15 +22,17 @@ import type { Logger } from '../core/log';
 import type { QuotaLimits } from '../db/repositories/quotas';
 import type { PlacementSettings } from '../activities/compute/placement';
 import type { ImageUrlSigner } from '../images/signed-url';
-import { CONDUCTOR_TASK_QUEUE } from '../temporal/constants';
+import type { ConductorClient } from '../temporal/start-operation';
 import { reconciler, RECONCILER_WORKFLOW_ID, type ReconcilerInput } from '../workflows/reconciler';
 
 export interface ConductorDeps {
   connection: NativeConnection;
   namespace: string;
+  /** The task queue this worker polls (config.temporal.conductorTaskQueue); activities start their workflows there too. */
+  taskQueue: string;
   db: Knex;
   log: Logger;
-  /** Client for the workflows activities start themselves (metering). */
+  /** Client for the workflows activities start themselves (metering, batch members, the reconciler's restarts). */
   temporal?: Client;
   heartbeatSeconds: number;
   /** Default allocation ratios and RAM weigher (config.scheduler); Nova's defaults when absent. */
@@ -77,11 +80,11 @@ function businessErrorsFinal<T extends Record<string, (...args: never[]) => Prom
 
 /** The conductor's activities, each step of the create flow a named fault point (checked only when a plan is given). */
 export function conductorActivities(
-  deps: Pick<ConductorDeps, 'db' | 'log' | 'temporal' | 'heartbeatSeconds' | 'images' | 'faults' | 'placement' | 'quotaDefaults' | 'meterIntervalSeconds'>,
+  deps: Pick<ConductorDeps, 'db' | 'log' | 'temporal' | 'taskQueue' | 'heartbeatSeconds' | 'images' | 'faults' | 'placement' | 'quotaDefaults' | 'meterIntervalSeconds'>,
 ) {
   const { db, heartbeatSeconds } = deps;
   const log = deps.log.child({ component: 'conductor' });
-  const temporal = deps.temporal ? { temporal: deps.temporal } : {};
+  const temporal: { temporal?: ConductorClient } = deps.temporal ? { temporal: { client: deps.temporal, taskQueue: deps.taskQueue } } : {};
   const placement = deps.placement ? { placement: deps.placement } : {};
   const activities = businessErrorsFinal({
     ...createComputeControlActivities({
@@ -125,11 +128,11 @@ export async function createConductorWorker(deps: ConductorDeps): Promise<Worker
   return Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
-    taskQueue: CONDUCTOR_TASK_QUEUE,
+    taskQueue: deps.taskQueue,
     maxCachedWorkflows: deps.workflowCacheSize ?? DEFAULT_WORKFLOW_CACHE,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: conductorActivities(deps),
-    interceptors: { activity: [activityMetricsInterceptor(CONDUCTOR_TASK_QUEUE)] },
+    interceptors: { activity: [activityMetricsInterceptor(deps.taskQueue)] },
   });
 }
 
@@ -137,10 +140,10 @@ export async function createConductorWorker(deps: ConductorDeps): Promise<Worker
  * Starts the reconciler (one per cloud). The newest conductor's settings win: a running reconciler
  * is replaced (it holds no state a restart loses: the ledger and the operations are in the database).
  */
-export async function startReconciler(client: Client, input: ReconcilerInput): Promise<void> {
+export async function startReconciler({ client, taskQueue }: ConductorClient, input: ReconcilerInput): Promise<void> {
   await client.workflow.start(reconciler, {
     workflowId: RECONCILER_WORKFLOW_ID,
-    taskQueue: CONDUCTOR_TASK_QUEUE,
+    taskQueue,
     args: [input],
     workflowIdConflictPolicy: 'TERMINATE_EXISTING',
   });

@@ -7,7 +7,7 @@
  * derived from them, workflows are started with the id of their operation (a running one is reused,
  * a completed create is never run again), and every state change is a conditional update.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import { Conflict } from '../../core/errors';
@@ -16,7 +16,7 @@ import * as batches from '../../db/repositories/batches';
 import * as operations from '../../db/repositories/operations';
 import * as serverGroups from '../../db/repositories/server-groups';
 import * as servers from '../../db/repositories/servers';
-import { startOperationWorkflow } from '../../temporal/start-operation';
+import { startOperationWorkflow, type ConductorClient } from '../../temporal/start-operation';
 import type { BatchTemplate } from '../../workflows/batch-contract';
 import { OPERATIONS, type OperationDef } from '../../workflows/catalog';
 
@@ -31,11 +31,12 @@ export function memberName(pattern: string, index: number): string {
 
 export interface BatchActivitiesDeps {
   db: Knex;
-  temporal?: Client;
+  /** Starts the members' workflows (on the cloud's conductor task queue). */
+  temporal?: ConductorClient;
 }
 
 export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
-  function client(): Client {
+  function conductor(): ConductorClient {
     if (!temporal) throw new Error('batch activities need a Temporal client');
     return temporal;
   }
@@ -43,7 +44,7 @@ export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
   /** Starts a member operation's workflow from its row; a completed create is never started again. */
   async function startMemberWorkflow(op: operations.Operation): Promise<void> {
     try {
-      const runId = await startOperationWorkflow(client(), op, op.workflowType ?? '', op.workflowArgs ?? [], undefined, 'ALLOW_DUPLICATE_FAILED_ONLY');
+      const runId = await startOperationWorkflow(conductor(), op, op.workflowType ?? '', op.workflowArgs ?? [], undefined, 'ALLOW_DUPLICATE_FAILED_ONLY');
       await operations.setRunId(db, op.id, runId);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -80,8 +81,8 @@ export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
   /** Waits (briefly) until the member's previous create run has closed, so a retry starts a new run. */
   async function previousRunClosed(workflowId: string): Promise<boolean> {
     for (let i = 0; i < 50; i += 1) {
-      const status = await client()
-        .workflow.getHandle(workflowId)
+      const status = await conductor()
+        .client.workflow.getHandle(workflowId)
         .describe()
         .then((d) => d.status.name)
         .catch((err: unknown) => {
@@ -183,7 +184,7 @@ export function createBatchActivities({ db, temporal }: BatchActivitiesDeps) {
           }
         }
         const op = await operationFor(OPERATIONS.serverDelete, m.id, m.project_id, (operationId) => ({ serverId: m.id, operationId, ...(building ? { cancelCreate: true } : {}) }));
-        await startOperationWorkflow(client(), op, op.workflowType ?? '', op.workflowArgs ?? []);
+        await startOperationWorkflow(conductor(), op, op.workflowType ?? '', op.workflowArgs ?? []);
         room -= 1;
       }
       return { remaining: victims.length };

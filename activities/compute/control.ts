@@ -3,7 +3,7 @@
  * liveness, the server record, scheduling (placement claims), operations and metering records.
  * Built by a factory from explicit dependencies so tests hand in their own database.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Logger } from '../../core/log';
@@ -18,7 +18,8 @@ import * as operations from '../../db/repositories/operations';
 import * as projects from '../../db/repositories/projects';
 import * as servers from '../../db/repositories/servers';
 import * as users from '../../db/repositories/users';
-import { CONDUCTOR_TASK_QUEUE, meterHostWorkflowId, searchAttributes } from '../../temporal/constants';
+import { meterHostWorkflowId, searchAttributes } from '../../temporal/constants';
+import type { ConductorClient } from '../../temporal/start-operation';
 import { demand, explainRejections, imageRequirements, schedule, type PlacementRequest } from '../../services/scheduler';
 import { serverQuotaAmounts, type ServerQuotaPlan } from '../../services/quotas';
 import { claimDecision, DEFAULT_PLACEMENT, loadHostStates, schedulerConfig, type PlacementSettings } from './placement';
@@ -44,8 +45,8 @@ const RECORDED_ALTERNATES = 10;
 
 export interface ComputeControlDeps {
   db: Knex;
-  /** To start and stop the long-running metering workflows. */
-  temporal?: Client;
+  /** To start and stop the long-running metering workflows (on the cloud's conductor task queue). */
+  temporal?: ConductorClient;
   log: Logger;
   /** A host is schedulable while its last heartbeat is younger than 3 of these. */
   heartbeatSeconds: number;
@@ -259,9 +260,9 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
       const sampler = meterHostWorkflowId(recorded.host, recorded.intervalMs);
       // Start the host's sampler, or wake it so that it does not end as idle before it sees this meter.
       await wakes.run(sampler, async () => {
-        await temporal.workflow.signalWithStart('meterHost', {
+        await temporal.client.workflow.signalWithStart('meterHost', {
           workflowId: sampler,
-          taskQueue: CONDUCTOR_TASK_QUEUE,
+          taskQueue: temporal.taskQueue,
           args: [{ hostName: recorded.host, intervalMs: recorded.intervalMs } satisfies MeterHostInput],
           signal: 'wake',
           signalArgs: [],
@@ -283,7 +284,7 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
         return;
       }
       if (!temporal) return;
-      await temporal.workflow
+      await temporal.client.workflow
         .getHandle(meter.workflowId)
         .signal('stop')
         .catch((err: unknown) => {

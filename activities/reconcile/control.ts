@@ -4,17 +4,18 @@
  * the API crashed between the row and the start, Temporal refused the start, or someone terminated
  * the run). Every one is idempotent: re-running it after a crash changes nothing more.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Logger } from '../../core/log';
 import * as leftovers from '../../db/repositories/leftovers';
 import * as operations from '../../db/repositories/operations';
-import { startOperationWorkflow } from '../../temporal/start-operation';
+import { startOperationWorkflow, type ConductorClient } from '../../temporal/start-operation';
 
 export interface ReconcileControlDeps {
   db: Knex;
-  temporal?: Client;
+  /** Looks up and (re)starts operations' workflows (on the cloud's conductor task queue). */
+  temporal?: ConductorClient;
   log: Logger;
 }
 
@@ -43,7 +44,7 @@ export function createReconcileControlActivities({ db, temporal, log }: Reconcil
   const reconcileLog = log.child({ component: 'reconciler' });
 
   /** A conductor built without a Temporal client (some tests) cannot look for orphans: say so once, do not retry. */
-  function needTemporal(): Client {
+  function needTemporal(): ConductorClient {
     if (!temporal) throw ApplicationFailure.nonRetryable('this conductor has no Temporal client: it cannot look for orphaned operations', 'NoTemporalClient');
     return temporal;
   }
@@ -52,7 +53,7 @@ export function createReconcileControlActivities({ db, temporal, log }: Reconcil
   async function workflowState(workflowId: string): Promise<{ state: 'running' | 'closed' | 'missing'; status?: string; runId?: string }> {
     const temporal = needTemporal();
     try {
-      const d = await temporal.workflow.getHandle(workflowId).describe();
+      const d = await temporal.client.workflow.getHandle(workflowId).describe();
       return { state: d.status.name === 'RUNNING' ? 'running' : 'closed', status: d.status.name, runId: d.runId };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return { state: 'missing' };

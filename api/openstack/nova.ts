@@ -15,7 +15,7 @@ import { createComputeService, createConsoleService, type CreateServerBody, type
 import { createFlavorService } from '../../services/flavors';
 import { hasRole } from '../../services/identity';
 import { callerOf } from '../auth';
-import { storedProgress } from '../operations';
+import { conductorOf, storedProgress } from '../operations';
 import { serverCommands } from '../server-commands';
 import { OpenStackError } from './errors';
 import type { OpenStackDeps } from './index';
@@ -197,7 +197,7 @@ function novaCreateError(err: unknown, body: CreateServerBody): unknown {
 
 export function novaRouter(deps: OpenStackDeps): Router {
   const compute = createComputeService(deps.db);
-  const consoles = createConsoleService(deps.temporal, deps.config.console);
+  const consoles = createConsoleService(conductorOf(deps), deps.config.console);
   const flavors = createFlavorService(deps.db);
   const commands = serverCommands(deps, compute);
   const publicUrl = deps.config.api.publicUrl;

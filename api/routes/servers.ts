@@ -12,7 +12,7 @@ import type { QuotaLimits } from '../../services/compute';
 import type { AuthContext, IdentityService } from '../../services/identity';
 import { authenticate, callerOf } from '../auth';
 import type { JsonBody } from '../body';
-import { presentOperation, type OperationDeps } from '../operations';
+import { conductorOf, presentOperation, type OperationDeps } from '../operations';
 import { serverCommands } from '../server-commands';
 import { pageQuery } from '../pagination';
 import { presentServer } from '../presenters/servers';
@@ -62,7 +62,7 @@ export function serversRouter(deps: OperationDeps & { config: Pick<Config, 'cons
     res.status(202).json({ operation: await presentOperation(deps, op) });
   });
 
-  const consoles = createConsoleService(deps.temporal, deps.config.console);
+  const consoles = createConsoleService(conductorOf(deps), deps.config.console);
 
   router.get('/v1/servers/:server_id/console', async (req, res) => {
     const auth = callerOf(req);

@@ -47,6 +47,9 @@ beforeAll(async () => {
   temporal = await connectTemporal(address, namespace);
 }, 120_000);
 
+/** This file's Temporal client, starting sessions on the test cloud's conductor task queue (as its API does). */
+const conductor = () => ({ client: temporal.client, taskQueue: t.config.temporal.conductorTaskQueue });
+
 afterAll(async () => {
   await temporal?.connection.close();
   await t?.stop();
@@ -217,7 +220,7 @@ test('ten concurrent GETs on one server all answer, through one session; readers
     return { updates: events.filter((e) => e.workflowExecutionUpdateCompletedEventAttributes).length, hostReads: events.filter((e) => e.activityTaskScheduledEventAttributes).length };
   };
   const before = await count();
-  const apis = Array.from({ length: 5 }, () => createConsoleService(temporal.client, { idleSeconds: IDLE_SECONDS }));
+  const apis = Array.from({ length: 5 }, () => createConsoleService(conductor(), { idleSeconds: IDLE_SECONDS }));
   const outputs = await Promise.all(apis.map((api, i) => api.read(server, { maxBytes: i === 0 ? 1024 : 3 })));
   expect(outputs.map((o) => o.output)).toEqual(['ready\n', 'dy\n', 'dy\n', 'dy\n', 'dy\n']);
   const after = await count();
@@ -232,7 +235,7 @@ test('ten concurrent GETs on one server all answer, through one session; readers
 test('reads across continue-as-new all answer (a run of 3 reads)', async () => {
   const id = await activeServer('console-roll');
   fs.appendFileSync(consoleLog(id), 'rolling\n');
-  const consoles = createConsoleService(temporal.client, { idleSeconds: IDLE_SECONDS, readsPerRun: 3 });
+  const consoles = createConsoleService(conductor(), { idleSeconds: IDLE_SECONDS, readsPerRun: 3 });
   const server = { id, host: host.name } as Server;
   const outputs: string[] = [];
   for (let i = 0; i < 7; i++) outputs.push((await consoles.read(server, { maxBytes: 1024 + i })).output);

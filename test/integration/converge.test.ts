@@ -237,6 +237,7 @@ test('conductor steps are idempotent: a re-run after a lost result changes nothi
   const db = t.cloud.db!;
   const acts = conductorActivities({
     db,
+    taskQueue: t.config.temporal.conductorTaskQueue,
     log: silentLogger,
     heartbeatSeconds: 1,
     images: { signer: new ImageUrlSigner('x'.repeat(32)), apiBaseUrl: t.baseUrl, urlTtlSeconds: 60 },

@@ -32,6 +32,7 @@ beforeAll(async () => {
   worker = await createConductorWorker({
     connection: native,
     namespace,
+    taskQueue: CONDUCTOR_TASK_QUEUE,
     db: db(),
     log: silentLogger,
     workflowBundle,

@@ -46,6 +46,7 @@ beforeAll(async () => {
   conductor = await createConductorWorker({
     connection: native,
     namespace,
+    taskQueue: CONDUCTOR_TASK_QUEUE,
     db: db(),
     log: silentLogger,
     workflowBundle: await testWorkflowBundle(),

@@ -71,7 +71,7 @@ export async function startTestCloud(
   const builtInAgent = options.builtInAgent ?? true;
   if (!builtInAgent && !options.hosts?.length) throw new Error('builtInAgent: false needs at least one host in `hosts`');
   // Hosts first: they need only Temporal, and `up` waits for a registered host before it answers.
-  const hosts = await startTestHosts(temporal, log, options.hosts ?? []);
+  const hosts = await startTestHosts({ ...temporal, conductorTaskQueue: config.temporal.conductorTaskQueue }, log, options.hosts ?? []);
   let cloud: RunningCloud;
   try {
     cloud = await startCloud('up', config, log, {

@@ -68,12 +68,20 @@ const NODE_XML = `<node>
 </node>
 `;
 
+/** Where a test host's agent reaches its cloud: the Temporal server, namespace and the cloud's conductor task queue. */
+export interface TestHostTemporal {
+  address: string;
+  namespace: string;
+  /** The cloud's STRATUS_CONDUCTOR_TASK_QUEUE: the host's monitor runs there, served by that cloud's conductor only. */
+  conductorTaskQueue: string;
+}
+
 /**
  * Starts one host agent against the Temporal server at `temporal` and waits for its first heartbeat
  * to be accepted (the conductor registers the host a moment later: poll GET /v1/hosts if needed).
  */
 export async function startTestHost(
-  temporal: { address: string; namespace: string },
+  temporal: TestHostTemporal,
   log: Logger,
   options: TestHostOptions = {},
 ): Promise<TestHost> {
@@ -86,15 +94,16 @@ export async function startTestHost(
     fs.writeFileSync(nodeXml, NODE_XML);
     libvirtUri = `test://${nodeXml}`;
   }
-  const config = loadConfig({
+  const { host: config, temporal: temporalConfig } = loadConfig({
     STRATUS_DATA_DIR: dataDir,
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: temporal.namespace,
+    STRATUS_CONDUCTOR_TASK_QUEUE: temporal.conductorTaskQueue,
     STRATUS_HOST_NAME: name,
     STRATUS_HOST_HEARTBEAT_SECONDS: String(options.heartbeatSeconds ?? 1),
     STRATUS_LIBVIRT_URI: libvirtUri,
     ...options.env,
-  }).host;
+  });
 
   installTemporalRuntime(log, { forwardCoreLogs: false }); // before the first Worker (else the SDK logs to the console)
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -112,6 +121,7 @@ export async function startTestHost(
       connection: native,
       client,
       namespace: temporal.namespace,
+      conductorTaskQueue: temporalConfig.conductorTaskQueue,
       hypervisor,
       host: config,
       log,
@@ -152,7 +162,7 @@ export async function startTestHost(
 
 /** Starts `count` hosts in parallel (same options each, distinct names). */
 export async function startTestHosts(
-  temporal: { address: string; namespace: string },
+  temporal: TestHostTemporal,
   log: Logger,
   specs: TestHostOptions[],
 ): Promise<TestHost[]> {

@@ -12,6 +12,12 @@ describe('loadConfig', () => {
     expect(c.identity.tokenTtlSeconds).toBe(3600);
   });
 
+  test('the conductor task queue: stratus-conductor by default (empty is unset), or the one named', () => {
+    expect(loadConfig({}).temporal.conductorTaskQueue).toBe('stratus-conductor');
+    expect(loadConfig({ STRATUS_CONDUCTOR_TASK_QUEUE: '' }).temporal.conductorTaskQueue).toBe('stratus-conductor');
+    expect(loadConfig({ STRATUS_CONDUCTOR_TASK_QUEUE: 'staging.conductor-2' }).temporal.conductorTaskQueue).toBe('staging.conductor-2');
+  });
+
   test('DATABASE_URL selects PostgreSQL; TEMPORAL_ADDRESS an existing server; empty strings are unset', () => {
     const c = loadConfig({ DATABASE_URL: 'postgres://u@db:5432/stratus', TEMPORAL_ADDRESS: 'temporal:7233', STRATUS_ADMIN_PASSWORD: '' });
     expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u@db:5432/stratus' });
@@ -27,6 +33,9 @@ describe('loadConfig', () => {
     ['STRATUS_HOST_NAME', 'bad name!'],
     ['STRATUS_ADMIN_PASSWORD', 'short'],
     ['LOG_LEVEL', 'loud'],
+    ['STRATUS_CONDUCTOR_TASK_QUEUE', 'my queue'],
+    ['STRATUS_CONDUCTOR_TASK_QUEUE', '  '],
+    ['STRATUS_CONDUCTOR_TASK_QUEUE', 'host.compute1'],
   ])('a bad %s=%s stops start-up with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name}=`));

@@ -8,16 +8,17 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { silentLogger } from '../../core/log';
 import * as hosts from '../../db/repositories/hosts';
-import { CONDUCTOR_TASK_QUEUE } from '../../temporal/constants';
 import { ImageUrlSigner } from '../../images/signed-url';
 import { createConductorWorker } from '../../workers/conductor';
 import { testWorkflowBundle } from '../support/workflow-bundle';
 import { installTemporalRuntime } from '../../workers/temporal-runtime';
 import { goodbyeSignal, heartbeatSignal, hostMonitor, hostMonitorWorkflowId } from '../../workflows/host-monitor';
 import { engines, useDatabase } from '../support/databases';
-import { testTemporal } from '../support/temporal';
+import { testConductorQueue, testTemporal } from '../support/temporal';
 
 const db = useDatabase(engines[0]!); // PGlite; the repositories are tested on both engines elsewhere
+/** This file's own conductor task queue: its monitors outlive it, and no other file's conductor may serve them. */
+const conductorQueue = testConductorQueue();
 let worker: Worker;
 let running: Promise<void>;
 let client: Client;
@@ -32,7 +33,7 @@ beforeAll(async () => {
   worker = await createConductorWorker({
     connection: native,
     namespace,
-    taskQueue: CONDUCTOR_TASK_QUEUE,
+    taskQueue: conductorQueue,
     db: db(),
     log: silentLogger,
     workflowBundle,
@@ -69,7 +70,7 @@ test('heartbeat registers; silence marks down; a heartbeat revives; goodbye mark
   const start = (vcpus: number) =>
     client.workflow.signalWithStart(hostMonitor, {
       workflowId: hostMonitorWorkflowId(name),
-      taskQueue: CONDUCTOR_TASK_QUEUE,
+      taskQueue: conductorQueue,
       args: [{ hostName: name, heartbeatSeconds: 1 }],
       signal: heartbeatSignal,
       signalArgs: [report(name, vcpus)],

@@ -16,7 +16,7 @@ import { silentLogger } from '../../core/log';
 import * as meters from '../../db/repositories/meters';
 import { ImageUrlSigner } from '../../images/signed-url';
 import { openHypervisor, type Hypervisor } from '../../libvirt';
-import { CONDUCTOR_TASK_QUEUE, hostTaskQueue, meterHostWorkflowId } from '../../temporal/constants';
+import { hostTaskQueue, meterHostWorkflowId } from '../../temporal/constants';
 import { createConductorWorker } from '../../workers/conductor';
 import { testWorkflowBundle } from '../support/workflow-bundle';
 import { serveMetrics } from '../../workers/metrics';
@@ -26,10 +26,12 @@ import { freePort } from '../support/ports';
 import { meterHost, wakeMeterHostSignal } from '../../workflows/meter-host';
 import { meterServer, stopMeteringSignal } from '../../workflows/meter-server';
 import { engines, useDatabase } from '../support/databases';
-import { testTemporal } from '../support/temporal';
+import { testConductorQueue, testTemporal } from '../support/temporal';
 
 const db = useDatabase(engines[0]!);
 const { address, namespace } = testTemporal();
+/** This file's own conductor task queue: its samplers outlive it, and no other file's conductor may serve them. */
+const conductorQueue = testConductorQueue();
 let conductor: Worker;
 let conductorRunning: Promise<void>;
 let client: Client;
@@ -46,7 +48,7 @@ beforeAll(async () => {
   conductor = await createConductorWorker({
     connection: native,
     namespace,
-    taskQueue: CONDUCTOR_TASK_QUEUE,
+    taskQueue: conductorQueue,
     db: db(),
     log: silentLogger,
     workflowBundle: await testWorkflowBundle(),
@@ -110,14 +112,14 @@ test('a host sampler samples every meter each interval, leaves a gap while the a
     serverIds.map((serverId) =>
       client.workflow.start(meterServer, {
         workflowId: `meter:${serverId}`,
-        taskQueue: CONDUCTOR_TASK_QUEUE,
+        taskQueue: conductorQueue,
         args: [{ serverId, hostName, domainName: domainOf.get(serverId)!, intervalMs }],
       }),
     ),
   );
   const sampler = await client.workflow.signalWithStart(meterHost, {
     workflowId: meterHostWorkflowId(hostName, intervalMs),
-    taskQueue: CONDUCTOR_TASK_QUEUE,
+    taskQueue: conductorQueue,
     args: [{ hostName, intervalMs, ticksPerRun: 3 }],
     signal: wakeMeterHostSignal,
     signalArgs: [],
@@ -200,7 +202,7 @@ test('a host with more domains than a page: each meter gets one ok sample a tick
     for (const m of [...present, absent]) await startMeter(m.serverId, host, m.domain, intervalMs);
     const sampler = await client.workflow.signalWithStart(meterHost, {
       workflowId: meterHostWorkflowId(host, intervalMs),
-      taskQueue: CONDUCTOR_TASK_QUEUE,
+      taskQueue: conductorQueue,
       args: [{ hostName: host, intervalMs, pageSize, ticksPerRun: 2 * pagesPerTick }],
       signal: wakeMeterHostSignal,
       signalArgs: [],

@@ -14,7 +14,7 @@ import { startCloud, type RunningCloud } from '../../workers/cloud';
 import { testWorkflowBundle } from './workflow-bundle';
 import { startTestHosts, type TestHost, type TestHostOptions } from './hosts';
 import { freePort } from './ports';
-import { testTemporal } from './temporal';
+import { testConductorQueue, testTemporal } from './temporal';
 
 export const ADMIN_PASSWORD = 'admin-secret-pw';
 
@@ -51,7 +51,10 @@ export async function startTestCloud(
     publicUrlOnLoopback?: boolean;
   } = {},
 ): Promise<TestCloud> {
-  const temporal = testTemporal();
+  // A conductor task queue of its own (test/support/temporal.ts), chosen before the hosts start: their
+  // monitors run there. `env` may name one (a test of two clouds on one queue).
+  const conductorTaskQueue = options.env?.STRATUS_CONDUCTOR_TASK_QUEUE ?? testConductorQueue();
+  const temporal = { ...testTemporal(), conductorTaskQueue };
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-test-'));
   const port = await freePort();
   const config = loadConfig({
@@ -59,6 +62,7 @@ export async function startTestCloud(
     STRATUS_API_PORT: String(port),
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: temporal.namespace,
+    STRATUS_CONDUCTOR_TASK_QUEUE: conductorTaskQueue,
     STRATUS_HOST_NAME: `test-${randomBytes(4).toString('hex')}`,
     STRATUS_HOST_HEARTBEAT_SECONDS: '1',
     STRATUS_ADMIN_PASSWORD: ADMIN_PASSWORD,
@@ -71,7 +75,7 @@ export async function startTestCloud(
   const builtInAgent = options.builtInAgent ?? true;
   if (!builtInAgent && !options.hosts?.length) throw new Error('builtInAgent: false needs at least one host in `hosts`');
   // Hosts first: they need only Temporal, and `up` waits for a registered host before it answers.
-  const hosts = await startTestHosts({ ...temporal, conductorTaskQueue: config.temporal.conductorTaskQueue }, log, options.hosts ?? []);
+  const hosts = await startTestHosts(temporal, log, options.hosts ?? []);
   let cloud: RunningCloud;
   try {
     cloud = await startCloud('up', config, log, {

@@ -23,7 +23,7 @@ import type { QuotaLimits } from '../db/repositories/quotas';
 import type { PlacementSettings } from '../activities/compute/placement';
 import type { ImageUrlSigner } from '../images/signed-url';
 import type { ConductorClient } from '../temporal/start-operation';
-import { reconciler, RECONCILER_WORKFLOW_ID, type ReconcilerInput } from '../workflows/reconciler';
+import { reconciler, reconcilerWorkflowId, type ReconcilerInput } from '../workflows/reconciler';
 
 export interface ConductorDeps {
   connection: NativeConnection;
@@ -142,7 +142,7 @@ export async function createConductorWorker(deps: ConductorDeps): Promise<Worker
  */
 export async function startReconciler({ client, taskQueue }: ConductorClient, input: ReconcilerInput): Promise<void> {
   await client.workflow.start(reconciler, {
-    workflowId: RECONCILER_WORKFLOW_ID,
+    workflowId: reconcilerWorkflowId(taskQueue),
     taskQueue,
     args: [input],
     workflowIdConflictPolicy: 'TERMINATE_EXISTING',

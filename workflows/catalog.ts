@@ -7,7 +7,7 @@
 import type { Workflow } from '@temporalio/common';
 import { createServer, createServerWorkflowId } from './create-server';
 import { deleteServer, deleteServerWorkflowId } from './delete-server';
-import { reconciler, RECONCILER_WORKFLOW_ID } from './reconciler';
+import { reconciler, reconcilerWorkflowId } from './reconciler';
 import { serverBatchWorkflowId } from './batch-contract';
 import { serverBatch } from './server-batch';
 import { serverAction, serverActionWorkflowId } from './server-action';
@@ -50,5 +50,5 @@ export function operationByKind(kind: string): OperationDef | undefined {
   return Object.values(OPERATIONS).find((d) => d.kind === kind);
 }
 
-/** The reconciler is a singleton workflow, not an operation on a resource. */
-export const RECONCILER = { workflow: reconciler, workflowId: RECONCILER_WORKFLOW_ID } as const;
+/** The reconciler is a singleton workflow (one per cloud: per conductor task queue), not an operation on a resource. */
+export const RECONCILER = { workflow: reconciler, workflowId: reconcilerWorkflowId } as const;

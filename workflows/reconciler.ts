@@ -1,6 +1,6 @@
 /**
- * The reconciler: one long-running workflow (id `stratus:reconciler`, started by the conductor
- * process, continued as new every few hundred rounds) that makes every operation converge:
+ * The reconciler: one long-running workflow per cloud (id `stratus:reconciler`, started by the
+ * conductor process, continued as new every few hundred rounds) that makes every operation converge:
  *
  * - retries the ledger of leftovers (undos that failed, e.g. on a host that was down) until each
  *   succeeds, all at once (a dead host costs one bounded wait per round, not one per entry);
@@ -8,10 +8,18 @@
  *   terminated) and starts their workflow, or the cleanup of a create that was terminated.
  */
 import { continueAsNew, sleep, workflowInfo } from '@temporalio/workflow';
+import { CONDUCTOR_TASK_QUEUE } from '../temporal/constants';
 import { conductor } from './activity-proxies';
 import { faultMessage, performAction } from './progress';
 
-export const RECONCILER_WORKFLOW_ID = 'stratus:reconciler';
+/**
+ * The reconciler's workflow id: `stratus:reconciler` on the default conductor task queue, else
+ * `stratus:reconciler:<queue>`, so that the clouds sharing a Temporal namespace (each on its own
+ * queue: STRATUS_CONDUCTOR_TASK_QUEUE) each keep theirs (a conductor replaces its cloud's reconciler).
+ */
+export function reconcilerWorkflowId(conductorTaskQueue: string): string {
+  return conductorTaskQueue === CONDUCTOR_TASK_QUEUE ? 'stratus:reconciler' : `stratus:reconciler:${conductorTaskQueue}`;
+}
 
 export interface ReconcilerInput {
   /** Seconds between rounds. */

@@ -1,14 +1,18 @@
 /**
  * Clouds on one Temporal namespace stay apart when their conductor task queues differ
  * (STRATUS_CONDUCTOR_TASK_QUEUE): a host agent whose cloud's conductor is gone keeps heartbeating to
- * its monitor workflow, and no other cloud's conductor writes that host into its database.
+ * its monitor workflow, and no other cloud's conductor writes that host into its database; each
+ * cloud keeps its own reconciler (a conductor's start replaces only its own cloud's).
  *
  * This is how a finished jest file's host once turned up in the next file's cloud (a volume of
  * openstack-volume.test.ts placed on a host of two-hosts.test.ts): every file used one queue. The
  * control case puts a third cloud on the first one's queue, and the ghost host appears there.
  */
+import { connectTemporal } from '../../temporal/connection';
+import { reconcilerWorkflowId } from '../../workflows/reconciler';
 import { startTestCloud, type TestCloud } from '../support/cloud';
 import type { TestHost } from '../support/hosts';
+import { testTemporal } from '../support/temporal';
 
 /** Heartbeats are 1 s in test clouds: this is 4 of them. */
 const WATCH_MS = 4000;
@@ -16,8 +20,10 @@ const WATCH_MS = 4000;
 let a: TestCloud | undefined;
 let b: TestCloud | undefined;
 let c: TestCloud | undefined;
+let temporal: Awaited<ReturnType<typeof connectTemporal>> | undefined;
 
 afterAll(async () => {
+  await temporal?.connection.close();
   await Promise.all([a?.stop(), b?.stop(), c?.stop()]);
 });
 
@@ -45,6 +51,11 @@ test("a cloud's host never shows up in another cloud on its own queue, even whil
   }
   expect(ghost.gone).toBe(false); // it heartbeated all along
   expect([...seenByB]).toEqual([b.config.host.name]);
+  // B's conductor started B's reconciler and left A's alone.
+  temporal = await connectTemporal(testTemporal().address, testTemporal().namespace);
+  const reconcilerOf = (queue: string) => temporal!.client.workflow.getHandle(reconcilerWorkflowId(queue)).describe();
+  expect((await reconcilerOf(aQueue)).status.name).toBe('RUNNING');
+  expect(await reconcilerOf(b.config.temporal.conductorTaskQueue)).toMatchObject({ status: { name: 'RUNNING' }, taskQueue: b.config.temporal.conductorTaskQueue });
 
   // Control: a cloud on A's queue serves A's host monitor, and the ghost lands in its database.
   c = await startTestCloud({ env: { STRATUS_CONDUCTOR_TASK_QUEUE: aQueue } });

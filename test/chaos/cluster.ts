@@ -87,6 +87,8 @@ export type RoleName = 'api' | 'conductor' | 'h1' | 'h2';
 
 export class ChaosCluster {
   readonly runId = `chaos${randomBytes(3).toString('hex')}`;
+  /** Every role names it (STRATUS_CONDUCTOR_TASK_QUEUE): the setting, through separate processes. */
+  readonly conductorTaskQueue = `stratus-conductor-${this.runId}`;
   readonly dir: string;
   readonly secretKey = randomBytes(32).toString('hex');
   readonly adminPassword = 'chaos-admin-pw';
@@ -181,6 +183,7 @@ export class ChaosCluster {
       LOG_LEVEL: process.env.STRATUS_CHAOS_LOG_LEVEL ?? 'info',
       TEMPORAL_ADDRESS: this.temporalAddress,
       TEMPORAL_NAMESPACE: 'stratus',
+      STRATUS_CONDUCTOR_TASK_QUEUE: this.conductorTaskQueue,
       STRATUS_HOST_HEARTBEAT_SECONDS: HEARTBEAT_SECONDS,
       STRATUS_DATA_DIR: path.join(this.dir, role),
       ...this.extraEnv,

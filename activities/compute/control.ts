@@ -48,7 +48,7 @@ export interface ComputeControlDeps {
   /** To start and stop the long-running metering workflows (on the cloud's conductor task queue). */
   temporal?: ConductorClient;
   log: Logger;
-  /** A host is schedulable while its last heartbeat is younger than 3 of these. */
+  /** A host is schedulable while it is up (its monitor marks it down after 3 missed heartbeats) and its last heartbeat row is younger than 6 of these (db/repositories/hosts.ts isAlive). */
   heartbeatSeconds: number;
   /** Default allocation ratios and the RAM weigher (core/config.ts scheduler). */
   placement?: PlacementSettings;

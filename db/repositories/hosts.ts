@@ -5,10 +5,16 @@ import type { Page, PageRequest, Queryable } from '../types';
 
 export type HostStatus = 'up' | 'down';
 
-/** A host is alive while it is up and its last heartbeat is younger than this many intervals. */
-export const MISSED_HEARTBEATS_ALLOWED = 3;
+/**
+ * A host is alive while it is up and its last heartbeat row is younger than this many intervals.
+ * The host monitor workflow marks a host down after 3 missed heartbeats, from Temporal signals that a
+ * database outage does not stop; the row's age is only the backstop for a monitor that is not running,
+ * so it is twice as patient: while the database is down no heartbeat can be written, and with the
+ * same bound every host looked dead right after it came back (chaos suite, PostgreSQL down 10 s: 8 of
+ * 30 creates failed NoValidHost "host agent is down" with both agents running).
+ */
+export const MISSED_HEARTBEATS_ALLOWED = 6;
 
-/** Alive: schedulable, and counted by readiness. The host monitor workflow marks it down on the same bound. */
 export function isAlive(host: Pick<Host, 'status' | 'lastSeenAt'>, heartbeatSeconds: number, now = Date.now()): boolean {
   return host.status === 'up' && now - new Date(host.lastSeenAt).getTime() < heartbeatSeconds * MISSED_HEARTBEATS_ALLOWED * 1000;
 }

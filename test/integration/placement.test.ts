@@ -22,7 +22,7 @@ const HOST_ENV = { STRATUS_HOST_VCPUS: '8', STRATUS_HOST_RAM_MB: '1024', STRATUS
 beforeAll(async () => {
   const suffix = randomBytes(2).toString('hex');
   database = await engines.find((e) => e.name === 'postgres')!.create({ migrate: false });
-  // 5 s heartbeats (alive for 15 s): under a burst of 50 creates on 2 loaded cores, 1 s heartbeats
+  // 5 s heartbeats (marked down after 15 s without one): under a burst of 50 creates on 2 loaded cores, 1 s heartbeats
   // (alive for 3 s) can fall behind and every host look down.
   t = await startTestCloud({
     databaseUrl: database.url!,

@@ -12,6 +12,7 @@ import { createComputeControlActivities } from '../activities/compute/control';
 import type { FaultPlan } from '../activities/fault-injection';
 import { createImageControlActivities } from '../activities/image/control';
 import { createMeteringControlActivities } from '../activities/metering/control';
+import { progressCarrier } from './progress-carrier';
 import { activityMetricsInterceptor } from './metrics';
 import { loadWorkflowBundle } from './workflow-bundle';
 import { createNetworkControlActivities } from '../activities/network/control';
@@ -125,14 +126,17 @@ export function conductorActivities(
 }
 
 export async function createConductorWorker(deps: ConductorDeps): Promise<Worker> {
+  const activities = conductorActivities(deps);
   return Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
     maxCachedWorkflows: deps.workflowCacheSize ?? DEFAULT_WORKFLOW_CACHE,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: conductorActivities(deps),
-    interceptors: { activity: [activityMetricsInterceptor(deps.taskQueue)] },
+    activities,
+    interceptors: {
+      activity: [progressCarrier(activities.recordOperationProgress, deps.log.child({ component: 'conductor' })), activityMetricsInterceptor(deps.taskQueue)],
+    },
   });
 }
 

@@ -15,7 +15,7 @@ import type { SelectedImage } from '../activities/image/control';
 import { domainNameFor } from '../activities/compute/types';
 import type { NetworkRequest } from '../activities/network/types';
 import type { ServerVolumeRequest } from '../activities/storage/control';
-import { conductor, onHost } from './activity-proxies';
+import { onHost } from './activity-proxies';
 import { faultCode, faultMessage, finishing, hostDidNotAnswer, operationFailure, OperationTracker, serverFailed, StepFailed } from './progress';
 
 export const CREATE_STEPS = ['authenticate', 'select_image', 'schedule', 'allocate_port', 'attach_volume', 'boot', 'start_metering'] as const;
@@ -45,7 +45,10 @@ export function createServerWorkflowId(serverId: string): string {
 
 export async function createServer(input: CreateServerInput): Promise<CreateServerResult> {
   const { serverId, projectId } = input;
-  const t = new OperationTracker(CREATE_STEPS, { operationId: input.operationId, resourceType: 'server', resourceId: serverId });
+  const t = new OperationTracker(CREATE_STEPS, { operationId: input.operationId, resourceType: 'server', resourceId: serverId }, { carryProgress: true });
+  // Every conductor call of the create goes through the tracker: each carries the step progress saved
+  // since the one before, so progress costs no local activity of its own (workflows/carried-progress.ts).
+  const conductor = t.conductor;
   // New volumes get their ids here (uuid4 is deterministic in a workflow), so every retry names the same rows.
   const volumeRequests: ServerVolumeRequest[] = input.volumes.map((v) => ('volumeId' in v ? v : { ...v, newVolumeId: uuid4() }));
   const newVolumeIds = volumeRequests.flatMap((v) => ('newVolumeId' in v ? [v.newVolumeId] : []));

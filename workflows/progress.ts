@@ -11,7 +11,8 @@
 import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, patched, proxyLocalActivities, setHandler, TimeoutFailure, uuid4 } from '@temporalio/workflow';
 import type { ComputeControlActivities } from '../activities/compute/control';
 import type { LeftoverAction } from '../db/repositories/leftovers';
-import { cleanupOnHost, conductor, HOST_SILENCE_SECONDS } from './activity-proxies';
+import { cleanupOnHost, conductor, HOST_SILENCE_SECONDS, type ConductorActivities } from './activity-proxies';
+import { carriedArg, type ProgressWrite } from './carried-progress';
 
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'compensated';
 
@@ -51,6 +52,17 @@ const progressWriter = proxyLocalActivities<Pick<ComputeControlActivities, 'reco
 });
 /** Histories recorded before progress was written to the database replay without these writes. */
 const PROGRESS_ROWS_PATCH = 'progress-rows';
+/** Histories recorded before step starts rode on the next conductor step replay with their own writes. */
+const PROGRESS_CARRIED_PATCH = 'progress-carried';
+
+export interface TrackerOptions {
+  /**
+   * Step starts ride on the next `tracker.conductor` call (workflows/carried-progress.ts) instead of
+   * a local activity each. Only for a workflow that makes every conductor call through
+   * `tracker.conductor`, and ends with one (else the last start would wait for a later write).
+   */
+  carryProgress?: boolean;
+}
 
 /** The failure's type, as a fault code: the ApplicationFailure type, or what kind of failure it was. */
 export function faultCode(err: unknown): string {
@@ -114,13 +126,20 @@ export class OperationTracker {
   private readonly silentHosts = new Set<string>();
   private seq = 0;
   private readonly lastStep: string | undefined;
+  /** Carry mode (TrackerOptions.carryProgress, on runs that have the patch). */
+  private readonly carry: boolean;
+  /** Progress saved since the last conductor call, which the next one carries (carry mode). */
+  private pending: ProgressWrite | undefined;
+  private carrier: ConductorActivities | undefined;
 
   /** `context`: the operation (its row gets the progress) and resource (for the ledger). */
   constructor(
     stepNames: readonly string[],
     private readonly context?: LeftoverContext,
+    options: TrackerOptions = {},
   ) {
     this.lastStep = stepNames[stepNames.length - 1];
+    this.carry = options.carryProgress === true && context !== undefined && patched(PROGRESS_CARRIED_PATCH);
     this.progress = {
       status: 'running',
       current: null,
@@ -141,20 +160,55 @@ export class OperationTracker {
     return step;
   }
 
+  /** The progress as it is now, as a write into the operation's row (null: no operation, or a run from before rows). */
+  private snapshot(): ProgressWrite | null {
+    const operationId = this.context?.operationId;
+    if (!operationId || !patched(PROGRESS_ROWS_PATCH)) return null;
+    this.seq += 1;
+    return { operationId, progress: JSON.parse(JSON.stringify(this.progress)) as Progress, seq: this.seq };
+  }
+
   /**
-   * Writes the progress (as it is now) into the operation's row. Best
+   * Writes the progress (as it is now) into the operation's row, as a local activity of its own. Best
    * effort: a failed write never fails the operation. Awaiting the result is optional: a step's start
    * is written while the step runs.
    */
   private save(): Promise<void> {
-    const operationId = this.context?.operationId;
-    if (!operationId || !patched(PROGRESS_ROWS_PATCH)) return Promise.resolve();
-    this.seq += 1;
-    const request = { operationId, progress: JSON.parse(JSON.stringify(this.progress)) as Progress, seq: this.seq };
+    const write = this.snapshot();
+    this.pending = undefined;
+    if (!write) return Promise.resolve();
     // Scheduled here and now, so the order of the workflow's commands never depends on when an earlier
     // write completed (a write chained on the one before it made replays nondeterministic); writes
     // that land out of order are harmless: the row keeps the highest seq.
-    return progressWriter.recordOperationProgress(request).catch(() => undefined);
+    return progressWriter.recordOperationProgress(write).catch(() => undefined);
+  }
+
+  /** Progress to write while the step runs: carried by the next conductor call in carry mode, else written now. */
+  private saveSoon(): void {
+    if (!this.carry) {
+      void this.save();
+      return;
+    }
+    this.pending = this.snapshot() ?? undefined;
+  }
+
+  /**
+   * The conductor's activities; in carry mode each call carries the progress saved since the last
+   * one (workflows/carried-progress.ts). The same activities, options and commands either way.
+   */
+  get conductor(): ConductorActivities {
+    if (!this.carry) return conductor;
+    this.carrier ??= new Proxy(conductor, {
+      get: (target, name) => {
+        const call = (target as unknown as Record<string | symbol, (...args: unknown[]) => Promise<unknown>>)[name]!;
+        return (...args: unknown[]) => {
+          const write = this.pending;
+          this.pending = undefined;
+          return write ? call(...args, carriedArg(write)) : call(...args);
+        };
+      },
+    });
+    return this.carrier;
   }
 
   /**
@@ -169,12 +223,16 @@ export class OperationTracker {
     delete step.endedAt;
     delete step.error;
     this.progress.current = name;
-    void this.save(); // written while the step runs; the next step's start records this one's end
+    this.saveSoon(); // written while the step runs; the next step's start records this one's end
     try {
       const result = await work();
       step.status = 'done';
       step.endedAt = new Date().toISOString();
-      if (name === this.lastStep) await this.save();
+      if (name === this.lastStep) {
+        // In carry mode the workflow's closing conductor call carries it.
+        if (this.carry) this.saveSoon();
+        else await this.save();
+      }
       return result;
     } catch (err) {
       step.status = 'failed';
@@ -226,7 +284,7 @@ export class OperationTracker {
           await this.leave(c.step, c.action, err);
         }
       }
-      if (undo.length > 0) await this.save();
+      if (undo.length > 0 || this.pending) await this.save();
     });
   }
 

@@ -103,6 +103,62 @@ test('create → ACTIVE with an IP, an in-use volume and a qcow2 overlay root di
   expect(await fullCensus()).toEqual(before);
 }, 90_000);
 
+test('progress while a step runs is in the rows, carried by the conductor steps themselves (no local activity of its own)', async () => {
+  const held = faults.holdAt('allocate_port');
+  const created = await t.call('POST', '/v1/servers', { token: admin, body: serverBody({ name: 'progress-1', volumes: [] }) });
+  expect(created.status).toBe(202);
+  const id = created.body.server.id as string;
+  try {
+    await held.reached;
+    // allocatePorts is held inside the activity; its start was written beside it, from the argument it carried.
+    const during = await t.waitFor(`/v1/operations/${created.body.operation.id}`, admin, (r) => r.body.progress?.current === 'allocate_port', 10_000);
+    expect(during.body.progress.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual([
+      'authenticate:done',
+      'select_image:done',
+      'schedule:done',
+      'allocate_port:running',
+      'attach_volume:pending',
+      'boot:pending',
+      'start_metering:pending',
+    ]);
+    const server = await t.call('GET', `/v1/servers/${id}`, { token: admin });
+    expect(server.body).toMatchObject({ status: 'BUILD', progress: { current: 'allocate_port' } });
+  } finally {
+    held.release();
+  }
+  expect(await waitSettled(t, admin, id)).toMatchObject({ status: 'ACTIVE' });
+  const op = await t.call('GET', `/v1/operations/${created.body.operation.id}`, { token: admin });
+  expect(op.body.progress.steps.every((s: { status: string }) => s.status === 'done')).toBe(true); // the last write rode on finishServerOperation
+
+  // The history: every conductor call is a step's own, none a progress write.
+  const { address, namespace } = testTemporal();
+  const { connection, client } = await connectTemporal(address, namespace);
+  try {
+    const history = await client.workflow.getHandle(`server:${id}:create`).fetchHistory();
+    const localActivities = (history.events ?? []).flatMap((e) => {
+      const marker = e.markerRecordedEventAttributes;
+      if (marker?.markerName !== 'core_local_activity') return [];
+      const data = marker.details?.data?.payloads?.[0]?.data;
+      return [JSON.parse(Buffer.from(data!).toString()).activity_type as string];
+    });
+    expect(localActivities).toEqual([
+      'authenticateRequest',
+      'reserveServerQuota',
+      'selectImage',
+      'claimHost',
+      'setServerState',
+      'allocatePorts',
+      'setServerState',
+      'startMetering',
+      'finishServerOperation',
+    ]);
+  } finally {
+    await connection.close();
+  }
+  await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
+  await waitGone(t, admin, id);
+}, 90_000);
+
 describe('a failure at any step leaves ERROR with the step named, and nothing allocated', () => {
   const cases: Array<[step: string, point: string]> = [
     ['authenticate', 'authenticate'],

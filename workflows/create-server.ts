@@ -57,15 +57,23 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
    * local activity, so the quick database steps share the 'scheduling' the API set at creation).
    */
   const state = (taskState: string) => conductor.setServerState({ serverId, taskState });
+  // Runs that have this patch make one conductor call where older ones made two: authenticate reserves
+  // the quota, and the host claim writes the host and task state (each call is a workflow round trip).
+  const merged = patched('merged-conductor-steps');
 
   try {
     await t.run('authenticate', async () => {
-      await conductor.authenticateRequest({ userId: input.userId, projectId });
       // --- quota (issue 11): the API reserved the server's share when it accepted the request, so this is
       // a no-op then; otherwise it reserves, and a lost race fails the step with QuotaExceeded. The
       // reservation is committed (ACTIVE) or released (ERROR, DELETED) by finishServerOperation.
+      const quota = { serverId, flavor: input.flavor, networks: input.networks, volumes: input.volumes };
+      if (merged) {
+        await conductor.authenticateRequest({ userId: input.userId, projectId, reserveQuota: quota });
+        return;
+      }
+      await conductor.authenticateRequest({ userId: input.userId, projectId });
       if (patched('quota-reservation')) {
-        await conductor.reserveServerQuota({ serverId, projectId, flavor: input.flavor, networks: input.networks, volumes: input.volumes });
+        await conductor.reserveServerQuota({ projectId, ...quota });
       }
       // --- end quota
     });
@@ -86,10 +94,12 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
 
     for (let attempt = 1; ; attempt += 1) {
       let host: string;
+      const taskState = ports ? 'block_device_mapping' : 'networking';
       try {
         host = await t.run('schedule', async () => {
           t.undoWith('schedule', { activity: 'releaseClaim', host: null, args: [{ serverId }] });
-          return conductor.claimHost({ serverId, flavor: input.flavor, excludeHosts: excluded, requiredHost: pinnedHost, lastFailure: lastHostFailure?.message });
+          const claim = { serverId, flavor: input.flavor, excludeHosts: excluded, requiredHost: pinnedHost, lastFailure: lastHostFailure?.message };
+          return conductor.claimHost(merged ? { ...claim, taskState } : claim);
         });
       } catch (err) {
         // No other host to reschedule to: the failure to report is the host-side one that sent us here.
@@ -97,7 +107,7 @@ export async function createServer(input: CreateServerInput): Promise<CreateServ
         throw err;
       }
       t.progress.hosts.push(host);
-      await conductor.setServerState({ serverId, host, taskState: ports ? 'block_device_mapping' : 'networking' });
+      if (!merged) await conductor.setServerState({ serverId, host, taskState });
 
       if (!ports) {
         ports = await t.run('allocate_port', async () => {

@@ -87,7 +87,11 @@ class FakeCloud {
 
   conductorActivities() {
     return {
-      authenticateRequest: async () => this.check('authenticateRequest'),
+      // As the real one: with `reserveQuota` (create runs since 'merged-conductor-steps') it reserves too.
+      authenticateRequest: async (req: { reserveQuota?: unknown }) => {
+        this.check('authenticateRequest');
+        if (req.reserveQuota) this.check('reserveServerQuota');
+      },
       reserveServerQuota: async () => this.check('reserveServerQuota'),
       selectImage: async ({ imageId }: { imageId: string }) => {
         this.check('selectImage');

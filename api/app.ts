@@ -18,6 +18,7 @@ import { docsRouter, OPENAPI_PATH } from './docs';
 import { idempotency } from './idempotency';
 import { notFoundHandler, problemMiddleware } from './problem';
 import { requestContext } from './request-context';
+import { rememberValidatorRoutes } from './validator-routes';
 import { healthRouter, type ReadinessProbes } from './routes/health';
 import { metricsRouter, requestMetrics } from './routes/metrics';
 import { hostsRouter } from './routes/hosts';
@@ -74,6 +75,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.use(metricsRouter({ db }));
 
   app.use(authenticateFirst(identity));
+  rememberValidatorRoutes();
   app.use(
     OpenApiValidator.middleware({
       apiSpec: OPENAPI_PATH,

@@ -45,7 +45,7 @@ test('no bundle: the TypeScript sources run through tsx', () => {
 
 test('a bundle newer than every source runs, with the memory defaults', () => {
   writeDist();
-  expect(launch()).toEqual({ ran: 'dist', args: ['server', 'list'], arenas: '2', flags: ['--max-semi-space-size=1'] });
+  expect(launch()).toEqual({ ran: 'dist', args: ['server', 'list'], arenas: '2', flags: ['--max-semi-space-size=1', '--optimize-for-size'] });
 });
 
 test('STRATUS_TSX=1 runs the sources; STRATUS_NODE_FLAGS and MALLOC_ARENA_MAX replace the defaults', () => {

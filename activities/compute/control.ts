@@ -172,7 +172,7 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
       const claimed = await claimDecision(db, { serverId: req.serverId, request, decision, settings: placement, heartbeatSeconds });
       if (claimed.host) {
         // The top of the list is what decided (with 1,000 hosts the whole list would be a 100 kB write per server).
-        await servers.setPlacement(db, req.serverId, {
+        const decided = {
           host: claimed.host,
           alternates: [decision.host, ...decision.alternates].filter((h) => h && h !== claimed.host).slice(0, RECORDED_ALTERNATES),
           weights: decision.weights.slice(0, RECORDED_ALTERNATES + 1),
@@ -180,8 +180,10 @@ export function createComputeControlActivities(deps: ComputeControlDeps) {
           ...(claimed.rejected.length > 0 ? { lost_claims: claimed.rejected } : {}),
           ...(group ? { group: { id: group.id, policy: group.policy } } : {}),
           ...(request.availabilityZone ? { availability_zone: request.availabilityZone } : {}),
-        });
-        if (req.taskState !== undefined) await servers.update(db, req.serverId, { host: claimed.host, taskState: req.taskState });
+        };
+        // With a task state (create runs since 'merged-conductor-steps'), one write of the row: host, task state and placement.
+        if (req.taskState !== undefined) await servers.update(db, req.serverId, { placement: decided, host: claimed.host, taskState: req.taskState });
+        else await servers.setPlacement(db, req.serverId, decided);
         return claimed.host;
       }
       const rejected = [...decision.rejected, ...claimed.rejected];

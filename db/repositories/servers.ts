@@ -304,6 +304,8 @@ export interface ServerPatch {
   host?: string | null;
   fault?: ServerFault | null;
   metadata?: Record<string, string>;
+  /** The placement decision (as setPlacement writes it). */
+  placement?: Record<string, unknown>;
 }
 
 /**
@@ -327,6 +329,7 @@ export async function update(
   if (patch.host !== undefined) set.host = patch.host;
   if (patch.fault !== undefined) set.fault = patch.fault === null ? null : JSON.stringify(patch.fault);
   if (patch.metadata !== undefined) set.metadata = JSON.stringify(patch.metadata);
+  if (patch.placement !== undefined) set.placement = JSON.stringify(patch.placement);
   if (patch.status === 'DELETED') set.deleted_at = db.fn.now();
   const [row] = await atDbEdge<ServerRow[]>(() => {
     const q = db('servers').where({ id }).whereIn('status', [...from]);

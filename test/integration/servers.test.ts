@@ -27,16 +27,20 @@ afterAll(() => stopServerFixture({ t, hv }));
 /** Everything a server can hold, in the database and on the host. */
 const fullCensus = () => cloudCensus(t, hv);
 
-/** Fetches a finished workflow's history from the server and replays it against the current code. */
-async function replayLiveHistory(workflowId: string): Promise<void> {
+/** A workflow's history, from the shared Temporal server. */
+async function liveHistory(workflowId: string) {
   const { address, namespace } = testTemporal();
   const { connection, client } = await connectTemporal(address, namespace);
   try {
-    const history = await client.workflow.getHandle(workflowId).fetchHistory();
-    await Worker.runReplayHistory({ workflowBundle: await testWorkflowBundle() }, history, workflowId);
+    return await client.workflow.getHandle(workflowId).fetchHistory();
   } finally {
     await connection.close();
   }
+}
+
+/** Fetches a finished workflow's history from the server and replays it against the current code. */
+async function replayLiveHistory(workflowId: string): Promise<void> {
+  await Worker.runReplayHistory({ workflowBundle: await testWorkflowBundle() }, await liveHistory(workflowId), workflowId);
 }
 
 function serverBody(extra: Record<string, unknown> = {}) {
@@ -131,29 +135,23 @@ test('progress while a step runs is in the rows, carried by the conductor steps 
   expect(op.body.progress.steps.every((s: { status: string }) => s.status === 'done')).toBe(true); // the last write rode on finishServerOperation
 
   // The history: every conductor call is a step's own, none a progress write.
-  const { address, namespace } = testTemporal();
-  const { connection, client } = await connectTemporal(address, namespace);
-  try {
-    const history = await client.workflow.getHandle(`server:${id}:create`).fetchHistory();
-    const localActivities = (history.events ?? []).flatMap((e) => {
-      const marker = e.markerRecordedEventAttributes;
-      if (marker?.markerName !== 'core_local_activity') return [];
-      const data = marker.details?.data?.payloads?.[0]?.data;
-      return [JSON.parse(Buffer.from(data!).toString()).activity_type as string];
-    });
-    // authenticate reserves the quota, and the claim writes the host and task state ('merged-conductor-steps').
-    expect(localActivities).toEqual([
-      'authenticateRequest',
-      'selectImage',
-      'claimHost',
-      'allocatePorts',
-      'setServerState',
-      'startMetering',
-      'finishServerOperation',
-    ]);
-  } finally {
-    await connection.close();
-  }
+  const history = await liveHistory(`server:${id}:create`);
+  const localActivities = (history.events ?? []).flatMap((e) => {
+    const marker = e.markerRecordedEventAttributes;
+    if (marker?.markerName !== 'core_local_activity') return [];
+    const data = marker.details?.data?.payloads?.[0]?.data;
+    return [JSON.parse(Buffer.from(data!).toString()).activity_type as string];
+  });
+  // authenticate reserves the quota, and the claim writes the host and task state ('merged-conductor-steps').
+  expect(localActivities).toEqual([
+    'authenticateRequest',
+    'selectImage',
+    'claimHost',
+    'allocatePorts',
+    'setServerState',
+    'startMetering',
+    'finishServerOperation',
+  ]);
   await t.call('DELETE', `/v1/servers/${id}`, { token: admin });
   await waitGone(t, admin, id);
 }, 90_000);

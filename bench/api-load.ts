@@ -1,18 +1,21 @@
 /**
  * Read load on the API with thousands of servers: a fixed rate of `GET /v1/servers?limit=100` and of
- * `GET /v1/servers/{id}`, offered by autocannon (20 connections, 200 req/s for each), against a whole
+ * `GET /v1/servers/{id}` (200 req/s for each, from a pool of 20 connections), against a whole
  * `stratus up` (its own embedded Temporal, libvirt's test driver) on PostgreSQL and on PGlite.
+ * Each is offered by two generators (bench/api-load-client.ts says how they differ): `fixed-rate`,
+ * evenly spaced requests, which the goals are measured with, and autocannon, whose "rate" comes in
+ * bursts of 20 concurrent requests at the start of each second (kept to compare with earlier figures).
  *
  *   npm run bench:api                                  # 10,000 servers, both engines, 20 s per run
- *   BENCH_ENGINES=pglite BENCH_SERVERS=2000 BENCH_SECONDS=10 npm run bench:api
+ *   BENCH_ENGINES=pglite BENCH_SERVERS=2000 BENCH_SECONDS=10 BENCH_GENERATORS=fixed-rate npm run bench:api
  *
  * The servers are written straight into the database (test/support/seed-servers.ts: each ACTIVE with
  * a port, an attached volume and a finished create operation), not created through the API: 10,000
  * creates would take an hour and measure the create path, not reads. Lists walk the pages of all of
  * them (each request asks for a random page's marker); shows pick random servers.
  *
- * This process runs the cloud (API, workers, PGlite when embedded); autocannon runs in a child process
- * (bench/api-load-client.ts), so the load generator neither shares the server's event loop nor its
+ * This process runs the cloud (API, workers, PGlite when embedded); the generator runs in a child
+ * process (bench/api-load-client.ts), so the load generator neither shares the server's event loop nor its
  * CPU time as measured: each row also prints this process's CPU time per request answered
  * (PostgreSQL's and the Temporal server's own processes are not counted).
  */
@@ -25,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { seedServers } from '../test/support/seed-servers';
 import { BENCH_PASSWORD, startBenchCloud } from './cloud';
-import type { LoadFigures, LoadRun } from './api-load-client';
+import type { Generator, LoadFigures, LoadRun } from './api-load-client';
 import { runBench } from './run';
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 10_000);
@@ -33,6 +36,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const RATE = Number(process.env.BENCH_RATE ?? 200);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const ENGINES = (process.env.BENCH_ENGINES ?? 'postgres,pglite').split(',');
+const GENERATORS = (process.env.BENCH_GENERATORS ?? 'fixed-rate,autocannon').split(',') as Generator[];
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PASSWORD = BENCH_PASSWORD;
 /** BENCH_PROFILE=dir: write a V8 CPU profile of the server's process for each run (open in Chrome's DevTools). */
@@ -42,6 +46,7 @@ interface RunResult {
   name: string;
   p50: number;
   p99: number;
+  max: number;
   served: number;
   errors: number;
   /** CPU time of this process (the API, its workers, PGlite when embedded) per request answered. */
@@ -51,7 +56,7 @@ interface RunResult {
 }
 
 /** One run of the load generator, in its own process (bench/api-load-client.ts); the server's CPU is measured meanwhile. */
-async function load(name: string, url: string, token: string, paths: string[], dbCpuMs: () => Promise<number>, seconds = SECONDS): Promise<RunResult> {
+async function load(name: string, generator: Generator, url: string, token: string, paths: string[], dbCpuMs: () => Promise<number>, seconds = SECONDS): Promise<RunResult> {
   const client = fork(path.join(__dirname, 'api-load-client.ts'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const done = new Promise<LoadFigures>((resolve, reject) => {
     client.once('message', (figures: LoadFigures) => resolve(figures));
@@ -60,7 +65,7 @@ async function load(name: string, url: string, token: string, paths: string[], d
   const profiler = PROFILE_DIR ? await startProfiler() : undefined;
   const cpu = process.cpuUsage();
   const dbCpu = await dbCpuMs();
-  const run: LoadRun = { url, token, paths, connections: CONNECTIONS, rate: RATE, seconds };
+  const run: LoadRun = { generator, url, token, paths, connections: CONNECTIONS, rate: RATE, seconds };
   client.send(run);
   const figures = await done;
   const used = process.cpuUsage(cpu);
@@ -71,13 +76,15 @@ async function load(name: string, url: string, token: string, paths: string[], d
     console.log(`server CPU profile: ${file}`);
   }
   return {
-    name,
+    name: `${name}, ${generator}`,
     p50: figures.p50,
     p99: figures.p99,
+    max: figures.max,
     served: figures.ok / seconds,
     errors: figures.failed,
     cpuMs: (used.user + used.system) / 1000 / Math.max(1, figures.ok + figures.failed),
-    dbCpuMs: dbUsed / Math.max(1, figures.ok + figures.failed),
+    // A backend that ended meanwhile (the pool closes idle connections) takes its ticks with it.
+    dbCpuMs: Math.max(0, dbUsed) / Math.max(1, figures.ok + figures.failed),
   };
 }
 
@@ -167,14 +174,19 @@ async function bench(engine: string): Promise<RunResult[]> {
     }
     const showPaths = Array.from({ length: 1000 }, () => `/v1/servers/${ids[Math.floor(Math.random() * ids.length)]!}`);
 
-    await load('warm-up', api, token, listPaths.slice(0, 10), database.cpuMs, 3); // JIT, caches, pool
+    await load('warm-up', 'fixed-rate', api, token, listPaths.slice(0, 10), database.cpuMs, 3); // JIT, caches, pool
     // What this process uses with no request (Temporal workers polling, the host agent, timers): part of
     // each row's CPU per request, the more so the fewer requests a run serves.
     const idleFrom = process.cpuUsage();
     await new Promise((r) => setTimeout(r, 3000));
     const idle = process.cpuUsage(idleFrom);
     console.log(`[${engine}] this process idle: ${((idle.user + idle.system) / 1000 / 3).toFixed(0)} ms of CPU per second`);
-    return [await load('list (limit=100)', api, token, listPaths, database.cpuMs), await load('show', api, token, showPaths, database.cpuMs)];
+    const results: RunResult[] = [];
+    // The floor: the cheapest route of the same app (no database, no token), at the same rate.
+    for (const [name, paths] of [['list (limit=100)', listPaths], ['show', showPaths], ['floor: /healthz', ['/healthz']]] as Array<[string, string[]]>) {
+      for (const generator of GENERATORS) results.push(await load(name, generator, api, token, paths, database.cpuMs));
+    }
+    return results;
   } finally {
     await stop();
     await database.drop();
@@ -183,12 +195,12 @@ async function bench(engine: string): Promise<RunResult[]> {
 
 async function main(): Promise<void> {
   const cpus = os.cpus();
-  console.log(`bench:api — ${SERVERS} servers, ${CONNECTIONS} connections offering ${RATE} req/s for ${SECONDS} s per run`);
+  console.log(`bench:api — ${SERVERS} servers, ${CONNECTIONS} connections offering ${RATE} req/s for ${SECONDS} s per run (${GENERATORS.join(', ')})`);
   console.log(`cores: ${cpus.length} × ${cpus[0]?.model ?? '?'}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const rows: string[] = [];
   for (const engine of ENGINES) {
     for (const r of await bench(engine)) {
-      const row = `${engine.padEnd(9)} ${r.name.padEnd(17)} p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${engine === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}`;
+      const row = `${engine.padEnd(9)} ${r.name.padEnd(29)} p50 ${String(r.p50).padStart(5)} ms   p99 ${String(r.p99).padStart(5)} ms   max ${String(r.max).padStart(5)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${engine === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}`;
       console.log(row);
       rows.push(row);
     }

@@ -23,7 +23,23 @@ export type Database = Knex & {
   readonly location: string;
   /** Closes the pool (PostgreSQL) or the embedded engine (PGlite, flushing it to disk). Idempotent. */
   close(): Promise<void>;
+  /**
+   * LISTENs on `channel` (PostgreSQL: on a connection of its own, outside the pool). `onLost` is
+   * called once if that connection fails; the listener is then dead (listen again).
+   */
+  listen(channel: string, onNotify: () => void, onLost: (err: Error) => void): Promise<Listener>;
 };
+
+export interface Listener {
+  /**
+   * Resolves once every notification of a transaction committed before this call has reached
+   * `onNotify`: a query on the listening connection, whose answer PostgreSQL sends after the
+   * notifications pending for that session (a committing backend signals listeners before its own
+   * client is told of the commit).
+   */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
 
 const PG_POOL_MAX = 10;
 const PG_CONNECT_TIMEOUT_MS = 5000;
@@ -71,7 +87,35 @@ async function openPostgres(url: string, log: Logger): Promise<Database> {
     await instance.destroy().catch(() => undefined);
     throw new MissingDependency(`database unreachable at ${location} (${describeConnectError(err)}): start PostgreSQL or fix DATABASE_URL`);
   }
-  return asDatabase(instance, 'postgres', location, () => instance.destroy());
+  return asDatabase(instance, 'postgres', location, () => instance.destroy(), (channel, onNotify, onLost) => listenPostgres(url, channel, onNotify, onLost));
+}
+
+async function listenPostgres(url: string, channel: string, onNotify: () => void, onLost: (err: Error) => void): Promise<Listener> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, application_name: `stratus-listen-${channel}` });
+  let closed = false;
+  let lost = false;
+  const lose = (err: Error) => {
+    if (closed || lost) return;
+    lost = true;
+    client.end().catch(() => undefined);
+    onLost(err);
+  };
+  client.on('notification', (message) => {
+    if (message.channel === channel) onNotify();
+  });
+  client.on('error', lose);
+  client.on('end', () => lose(new Error('listening connection ended')));
+  await client.connect();
+  await client.query(`listen "${channel}"`);
+  return {
+    async sync() {
+      await client.query('select 1');
+    },
+    async close() {
+      closed = true;
+      await client.end().catch(() => undefined);
+    },
+  };
 }
 
 async function openPglite(config: { kind: 'pglite'; dir: string } | { kind: 'pglite-memory' }, log: Logger): Promise<Database> {
@@ -114,13 +158,25 @@ async function openPglite(config: { kind: 'pglite'; dir: string } | { kind: 'pgl
     const reason = err instanceof Error ? err.message : String(err);
     throw new MissingDependency(`embedded database at ${location} cannot be opened (${reason.split('\n')[0]}): move the directory aside or set DATABASE_URL`);
   }
-  return asDatabase(instance, 'pglite', location, async () => {
-    try {
-      await instance.destroy();
-    } finally {
-      unlock();
-    }
-  });
+  const listen = async (channel: string, onNotify: () => void): Promise<Listener> => {
+    const unlisten = await connection.pglite.listen(channel, onNotify);
+    // PGlite is one session in this process: a commit's notifications reach onNotify before the
+    // committing query resolves, so anything committed before sync() was called is already seen.
+    return { sync: async () => undefined, close: () => unlisten() };
+  };
+  return asDatabase(
+    instance,
+    'pglite',
+    location,
+    async () => {
+      try {
+        await instance.destroy();
+      } finally {
+        unlock();
+      }
+    },
+    listen,
+  );
 }
 
 interface KnexQueryObject {
@@ -143,10 +199,10 @@ class PgLiteClient extends (ClientPgLite as unknown as new (config: Knex.Config)
   }
 }
 
-function asDatabase(instance: Knex, engine: Engine, location: string, destroy: () => Promise<void>): Database {
+function asDatabase(instance: Knex, engine: Engine, location: string, destroy: () => Promise<void>, listen: Database['listen']): Database {
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => (closing ??= destroy());
-  return Object.assign(instance, { engine, location, close });
+  return Object.assign(instance, { engine, location, close, listen });
 }
 
 /**

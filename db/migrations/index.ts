@@ -18,6 +18,7 @@ import * as m0008 from './0008_idempotency_keys';
 import * as m0009 from './0009_server_batches';
 import * as m0010 from './0010_openstack_fields';
 import * as m0011 from './0011_meters_without_workflow';
+import * as m0012 from './0012_change_notifications';
 
 export interface NamedMigration {
   name: string;
@@ -36,4 +37,5 @@ export const migrations: readonly NamedMigration[] = [
   { name: '0009_server_batches', migration: m0009 },
   { name: '0010_openstack_fields', migration: m0010 },
   { name: '0011_meters_without_workflow', migration: m0011 },
+  { name: '0012_change_notifications', migration: m0012 },
 ];

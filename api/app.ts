@@ -34,6 +34,7 @@ import { volumesRouter } from './routes/volumes';
 import { quotasRouter } from './routes/quotas';
 import { serverGroupsRouter } from './routes/server-groups';
 import { DEFAULT_RATIOS } from '../services/scheduler';
+import type { ChangeFeed } from '../services/compute';
 
 export interface ApiDeps {
   config: Pick<Config, 'api' | 'temporal' | 'console'> & { host: Pick<Config['host'], 'heartbeatSeconds'> } & Partial<Pick<Config, 'scheduler' | 'quotas'>>;
@@ -45,9 +46,11 @@ export interface ApiDeps {
   images: Pick<ImageRoutesDeps, 'store' | 'signer'>;
   /** Validate responses against the spec too (on in tests: a response that breaks the contract is a 500). */
   validateResponses?: boolean;
+  /** Committed changes to what server views show: server lists and shows are then kept and sent again while unchanged. */
+  changes?: ChangeFeed;
 }
 
-export function createApp({ config, db, temporal, identity, log, images, validateResponses = false }: ApiDeps): Express {
+export function createApp({ config, db, temporal, identity, log, images, validateResponses = false, changes }: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
@@ -93,7 +96,7 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   app.use(flavorsRouter({ db, identity }));
   app.use(networksRouter({ db, identity, quotaDefaults }));
   app.use(imagesRouter({ db, identity, ...images }));
-  app.use(serversRouter({ db, temporal, config, identity, quotaDefaults }));
+  app.use(serversRouter({ db, temporal, config, identity, quotaDefaults, ...(changes ? { changes } : {}) }));
   app.use(volumesRouter({ db, temporal, config, identity, quotaDefaults }));
   app.use(batchesRouter({ db, temporal, config, identity }));
   app.use(leftoversRouter({ db, identity }));

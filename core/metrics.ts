@@ -23,6 +23,7 @@ export interface StratusMetrics {
   meterSamples: Counter<'status'>;
   hostStatsCalls: Counter<'host'>;
   hostStatsDuration: Histogram<'host'>;
+  responseCache: Counter<'result'>;
 }
 
 let shared: StratusMetrics | undefined;
@@ -99,6 +100,12 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       help: 'Duration of one bulk libvirt domain-stats call on a host',
       labelNames: ['host'],
       buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
+    responseCache: new Counter({
+      name: 'stratus_api_response_cache_total',
+      help: 'Server list and show responses by result: hit (sent as rendered before: nothing it shows changed since), miss (rendered now, kept), uncached (no change feed: rendered, not kept)',
+      labelNames: ['result'],
       registers: [registry],
     }),
   };

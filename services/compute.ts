@@ -34,6 +34,7 @@ import { firstFreeDevice } from './volumes';
 
 export type Server = servers.Server;
 export type { QuotaLimits };
+export type { ChangeFeed } from '../db/change-feed';
 export { domainNameFor };
 export type CreateServerBody = ApiOperations['createServer']['requestBody']['content']['application/json'];
 
@@ -45,6 +46,15 @@ export interface ServerViewExtras {
   networkNames: Map<string, string>;
   hostZones: Map<string, string>;
   launchedAt: Map<string, Date>;
+}
+
+/**
+ * What of servers a caller sees, as a string: callers with the same view are shown the same servers
+ * with the same fields (a project's members their project's; admins every project's, with host and
+ * placement). Part of the key of a kept response (api/response-cache.ts).
+ */
+export function serverViewOf(auth: AuthContext): string {
+  return hasRole(auth, 'admin') ? 'admin' : `project:${auth.project.id}`;
 }
 
 /** A server id derived from (project, Idempotency-Key): the same key always names the same server. */

@@ -250,7 +250,9 @@ export async function startCloud(role: Role, config: Config, log: Logger, option
       const identity = createIdentityService({ db: db, tokenTtlSeconds: config.identity.tokenTtlSeconds });
       generatedAdminPassword = (await identity.bootstrapAdmin(config.identity.adminPassword)).generatedPassword;
       const images = { store: new FilesystemImageStore(config.images.storeDir), signer };
-      const app = createApp({ config, db, temporal: client, identity, log, images, validateResponses: options.validateResponses ?? false });
+      const changes = await (await import('../db/change-feed')).openChangeFeed(db, log);
+      stack.add('change feed', () => changes.close());
+      const app = createApp({ config, db, temporal: client, identity, log, images, validateResponses: options.validateResponses ?? false, changes });
       const server: Server = await listen(app, config.api.host, config.api.port);
       stack.add('api', () => close(server));
       apiUrl = config.api.publicUrl;

@@ -7,7 +7,7 @@
 import { Router, type Request } from 'express';
 import type { Config } from '../../core/config';
 import { Conflict, NotFound } from '../../core/errors';
-import { createComputeService, createConsoleService, serverIdForKey, type CreateServerBody, type Server } from '../../services/compute';
+import { createComputeService, createConsoleService, serverIdForKey, serverViewOf, type ChangeFeed, type CreateServerBody, type Server } from '../../services/compute';
 import type { QuotaLimits } from '../../services/compute';
 import type { AuthContext, IdentityService } from '../../services/identity';
 import { authenticate, callerOf } from '../auth';
@@ -16,6 +16,7 @@ import { conductorOf, presentOperation, type OperationDeps } from '../operations
 import { serverCommands } from '../server-commands';
 import { pageQuery } from '../pagination';
 import { presentServer } from '../presenters/servers';
+import { createResponseCache } from '../response-cache';
 
 export { serverIdForKey };
 
@@ -24,8 +25,11 @@ const STREAM_WINDOW_BYTES = 1024 * 1024;
 /** The stream looks the server up again every this many polls (deleted: the stream ends). */
 const STREAM_RECHECK_POLLS = 5;
 
-export function serversRouter(deps: OperationDeps & { config: Pick<Config, 'console'>; identity: IdentityService; quotaDefaults: QuotaLimits }): Router {
+export function serversRouter(
+  deps: OperationDeps & { config: Pick<Config, 'console'>; identity: IdentityService; quotaDefaults: QuotaLimits; changes?: ChangeFeed },
+): Router {
   const compute = createComputeService(deps.db);
+  const kept = createResponseCache(deps.changes);
   const commands = serverCommands(deps, compute);
   const router = Router();
   router.use(['/v1/servers', '/v1/operations'], authenticate(deps.identity));
@@ -39,16 +43,19 @@ export function serversRouter(deps: OperationDeps & { config: Pick<Config, 'cons
     res.status(202).json({ server: await present(auth, server), operation: await presentOperation(deps, operation) });
   });
 
+  // Lists and shows are what clients poll: sent again as rendered while nothing they show changed.
   router.get('/v1/servers', async (req, res) => {
     const auth = callerOf(req);
-    const batchId = typeof req.query.batch_id === 'string' ? req.query.batch_id : undefined;
-    const page = await compute.list(auth, { ...pageQuery(req), ...(batchId ? { batchId } : {}) });
-    res.json({ servers: page.items.map((d) => presentServer(deps.config, auth, d)), next: page.next });
+    await kept.json(res, `${serverViewOf(auth)} ${req.originalUrl}`, async () => {
+      const batchId = typeof req.query.batch_id === 'string' ? req.query.batch_id : undefined;
+      const page = await compute.list(auth, { ...pageQuery(req), ...(batchId ? { batchId } : {}) });
+      return { servers: page.items.map((d) => presentServer(deps.config, auth, d)), next: page.next };
+    });
   });
 
   router.get('/v1/servers/:server_id', async (req, res) => {
     const auth = callerOf(req);
-    res.json(presentServer(deps.config, auth, await compute.show(auth, param(req, 'server_id'))));
+    await kept.json(res, `${serverViewOf(auth)} ${req.originalUrl}`, async () => presentServer(deps.config, auth, await compute.show(auth, param(req, 'server_id'))));
   });
 
   router.delete('/v1/servers/:server_id', async (req, res) => {

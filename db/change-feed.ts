@@ -78,7 +78,11 @@ export async function openChangeFeed(db: Database, log: Logger): Promise<ChangeF
     return queued;
   };
 
-  await listen();
+  // Not listening yet (the database refused a connection of its own) costs only the cache: retried.
+  await listen().catch((err: Error) => {
+    log.warn({ err: err.message }, 'change feed: cannot listen yet; cached responses unused until it can');
+    schedule();
+  });
   return {
     async version() {
       const l = listener;

@@ -25,7 +25,8 @@ export type Database = Knex & {
   close(): Promise<void>;
   /**
    * LISTENs on `channel` (PostgreSQL: on a connection of its own, outside the pool). `onLost` is
-   * called once if that connection fails; the listener is then dead (listen again).
+   * called once if that connection fails after `listen` resolved (a failure before rejects it); the
+   * listener is then dead (listen again).
    */
   listen(channel: string, onNotify: () => void, onLost: (err: Error) => void): Promise<Listener>;
 };
@@ -92,27 +93,36 @@ async function openPostgres(url: string, log: Logger): Promise<Database> {
 
 async function listenPostgres(url: string, channel: string, onNotify: () => void, onLost: (err: Error) => void): Promise<Listener> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, application_name: `stratus-listen-${channel}` });
-  let closed = false;
-  let lost = false;
+  // Lost is only reported for a listener that was returned: a failure before that rejects instead.
+  let state: 'opening' | 'listening' | 'done' = 'opening';
   const lose = (err: Error) => {
-    if (closed || lost) return;
-    lost = true;
+    if (state === 'done') return;
+    const wasListening = state === 'listening';
+    state = 'done';
     client.end().catch(() => undefined);
-    onLost(err);
+    if (wasListening) onLost(err);
   };
   client.on('notification', (message) => {
     if (message.channel === channel) onNotify();
   });
   client.on('error', lose);
   client.on('end', () => lose(new Error('listening connection ended')));
-  await client.connect();
-  await client.query(`listen "${channel}"`);
+  try {
+    await client.connect();
+    await client.query(`listen "${channel}"`);
+  } catch (err) {
+    lose(err as Error);
+    throw err;
+  }
+  // (an 'end' may have come between the LISTEN's answer and here; TypeScript cannot see handlers run)
+  if ((state as string) === 'done') throw new Error('listening connection ended while it was set up');
+  state = 'listening';
   return {
     async sync() {
       await client.query('select 1');
     },
     async close() {
-      closed = true;
+      state = 'done';
       await client.end().catch(() => undefined);
     },
   };

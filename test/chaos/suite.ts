@@ -200,14 +200,22 @@ async function prepare(cluster: ChaosCluster, api: ApiOf, password: string, db: 
   const imageId = await uploadRawImage(api, token);
   const tiny = await flavorId(api, token);
   const { networkId } = await createNetwork(api, token, '10.77.0.0/22');
-  return {
-    cluster,
-    api,
-    token,
-    db,
-    hv,
-    body: (name) => ({ name, flavor_id: tiny, image_id: imageId, networks: [{ network_id: networkId }], volumes: [{ size_gb: 1, delete_on_termination: true }] }),
-  };
+  const body = (name: string) => ({ name, flavor_id: tiny, image_id: imageId, networks: [{ network_id: networkId }], volumes: [{ size_gb: 1, delete_on_termination: true }] });
+  // Both agents share one libvirtd, hence one libvirt network for the Stratus network (real hosts
+  // each have their own). A network no reservation uses is removed, and the next scenario's first
+  // boots on h1 and h2 would then define it at the same moment: the second definition replaces the
+  // first's persistent reservations while the running network keeps its own, and adds and removes
+  // are refused from then on. A server kept for the whole suite keeps the network, as a host's own
+  // libvirtd would never have the two agents race.
+  const anchor = await api.call('POST', '/v1/servers', { token, body: body('chaos-anchor') });
+  if (anchor.status !== 202) throw new Error(`anchor server: ${anchor.status} ${JSON.stringify(anchor.body)}`);
+  const deadline = Date.now() + 60_000;
+  for (let status = ''; status !== 'ACTIVE'; ) {
+    if (Date.now() > deadline || status === 'ERROR') throw new Error(`anchor server: ${status} after 60 s`);
+    await sleep(250);
+    status = (await api.call('GET', `/v1/servers/${anchor.body.server.id as string}`, { token })).body.status as string;
+  }
+  return { cluster, api, token, db, hv, body };
 }
 
 /**

@@ -7,7 +7,7 @@
  * bursts of 20 concurrent requests at the start of each second (kept to compare with earlier figures).
  *
  *   npm run bench:api                                  # 10,000 servers, both engines, 20 s per run
- *   BENCH_ENGINES=pglite BENCH_SERVERS=2000 BENCH_SECONDS=10 BENCH_GENERATORS=fixed-rate npm run bench:api
+ *   BENCH_ENGINES=pglite BENCH_SERVERS=2000 BENCH_SECONDS=10 BENCH_GENERATORS=fixed-rate BENCH_ROUTES=show npm run bench:api
  *
  * The servers are written straight into the database (test/support/seed-servers.ts: each ACTIVE with
  * a port, an attached volume and a finished create operation), not created through the API: 10,000
@@ -37,6 +37,8 @@ const RATE = Number(process.env.BENCH_RATE ?? 200);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const ENGINES = (process.env.BENCH_ENGINES ?? 'postgres,pglite').split(',');
 const GENERATORS = (process.env.BENCH_GENERATORS ?? 'fixed-rate,autocannon').split(',') as Generator[];
+/** Which rows to run: list, show, floor. */
+const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'list,show,floor').split(','));
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PASSWORD = BENCH_PASSWORD;
 /** BENCH_PROFILE=dir: write a V8 CPU profile of the server's process for each run (open in Chrome's DevTools). */
@@ -183,7 +185,8 @@ async function bench(engine: string): Promise<RunResult[]> {
     console.log(`[${engine}] this process idle: ${((idle.user + idle.system) / 1000 / 3).toFixed(0)} ms of CPU per second`);
     const results: RunResult[] = [];
     // The floor: the cheapest route of the same app (no database, no token), at the same rate.
-    for (const [name, paths] of [['list (limit=100)', listPaths], ['show', showPaths], ['floor: /healthz', ['/healthz']]] as Array<[string, string[]]>) {
+    const rows: Array<[string, string, string[]]> = [['list', 'list (limit=100)', listPaths], ['show', 'show', showPaths], ['floor', 'floor: /healthz', ['/healthz']]];
+    for (const [, name, paths] of rows.filter(([route]) => ROUTES.has(route))) {
       for (const generator of GENERATORS) results.push(await load(name, generator, api, token, paths, database.cpuMs));
     }
     return results;

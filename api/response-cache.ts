@@ -61,9 +61,10 @@ export function createResponseCache(changes: ChangeFeed | undefined, maxBytes = 
       const body = await render();
       counter.inc({ result: version === null ? 'uncached' : 'miss' });
       // res.json (not the text below) so that response validation, where on, sees the object; a body
-      // it turned into an error is not kept.
+      // it turned into an error is not kept, nor one that a change heard meanwhile made stale already
+      // (under a stream of writes, most: keeping them would only cost a second serialization).
       res.json(body);
-      if (version !== null && res.statusCode === 200) keep(key, version, JSON.stringify(body));
+      if (version !== null && res.statusCode === 200 && changes?.lastHeard() === version) keep(key, version, JSON.stringify(body));
     },
   };
 }

@@ -37,8 +37,9 @@ const RATE = Number(process.env.BENCH_RATE ?? 200);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const ENGINES = (process.env.BENCH_ENGINES ?? 'postgres,pglite').split(',');
 const GENERATORS = (process.env.BENCH_GENERATORS ?? 'fixed-rate,autocannon').split(',') as Generator[];
-/** Which rows to run: list, show, floor. */
+/** Which rows to run: list, show, floor, and (not by default) list-churn: lists while servers are written. */
 const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'list,show,floor').split(','));
+const CHURN_PER_SECOND = Number(process.env.BENCH_CHURN ?? 20);
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PASSWORD = BENCH_PASSWORD;
 /** BENCH_PROFILE=dir: write a V8 CPU profile of the server's process for each run (open in Chrome's DevTools). */
@@ -188,6 +189,23 @@ async function bench(engine: string): Promise<RunResult[]> {
     const rows: Array<[string, string, string[]]> = [['list', 'list (limit=100)', listPaths], ['show', 'show', showPaths], ['floor', 'floor: /healthz', ['/healthz']]];
     for (const [, name, paths] of rows.filter(([route]) => ROUTES.has(route))) {
       for (const generator of GENERATORS) results.push(await load(name, generator, api, token, paths, database.cpuMs));
+    }
+    // Lists while servers change: kept pages go stale at every write (one version for the whole
+    // cloud), so this row shows what a page costs when most are rendered afresh.
+    if (ROUTES.has('list-churn')) {
+      let writing = true;
+      const writes = (async () => {
+        for (let n = 0; writing; n += 1) {
+          await cloud.db!('servers').where({ id: ids[n % ids.length]! }).update({ metadata: JSON.stringify({ churn: String(n) }) });
+          await new Promise((r) => setTimeout(r, 1000 / CHURN_PER_SECOND));
+        }
+      })();
+      try {
+        for (const generator of GENERATORS) results.push(await load(`list, ${CHURN_PER_SECOND} writes/s`, generator, api, token, listPaths, database.cpuMs));
+      } finally {
+        writing = false;
+        await writes;
+      }
     }
     return results;
   } finally {

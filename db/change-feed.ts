@@ -18,6 +18,11 @@ const RELISTEN_MS = 1000;
 export interface ChangeFeed {
   /** The current version (after a sync), or null when changes cannot be followed right now. */
   version(): Promise<string | null>;
+  /**
+   * The version as last heard, without a sync: only to see that a version read before has moved
+   * since (then a response rendered at it is already stale), never to decide that nothing changed.
+   */
+  lastHeard(): string | null;
   close(): Promise<void>;
 }
 
@@ -94,6 +99,9 @@ export async function openChangeFeed(db: Database, log: Logger): Promise<ChangeF
         return null;
       }
       return listener === l && epoch === at ? `${at}.${changes}` : null;
+    },
+    lastHeard() {
+      return listener ? `${epoch}.${changes}` : null;
     },
     async close() {
       closed = true;

@@ -14,6 +14,8 @@ import type { Database, Listener } from './connect';
 import { CHANGES_CHANNEL } from './migrations/0012_change_notifications';
 
 const RELISTEN_MS = 1000;
+/** A sync unanswered this long means the listening connection is dead (it is then replaced). */
+const SYNC_TIMEOUT_MS = 2000;
 
 export interface ChangeFeed {
   /** The current version (after a sync), or null when changes cannot be followed right now. */
@@ -26,29 +28,37 @@ export interface ChangeFeed {
   close(): Promise<void>;
 }
 
-export async function openChangeFeed(db: Database, log: Logger): Promise<ChangeFeed> {
+export async function openChangeFeed(db: Database, log: Logger, options: { syncTimeoutMs?: number } = {}): Promise<ChangeFeed> {
+  const syncTimeoutMs = options.syncTimeoutMs ?? SYNC_TIMEOUT_MS;
   let epoch = 0;
   let changes = 0;
-  let listener: Listener | undefined;
+  let feed: Heard | undefined;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
 
+  /** Stops using `lost` (if still the one listening), says why, and listens again soon. */
+  const drop = (lost: Heard, why: string) => {
+    if (feed !== lost) return;
+    feed = undefined;
+    log.warn({ err: why }, 'change feed: listening connection lost; cached responses unused until it is back');
+    lost.listener.close().catch(() => undefined);
+    schedule();
+  };
   const listen = async (): Promise<void> => {
-    const opened = await db.listen(
+    const opened: { heard?: Heard } = {};
+    const listener = await db.listen(
       CHANGES_CHANNEL,
       () => {
         changes += 1;
       },
       (err) => {
-        if (listener !== opened) return;
-        listener = undefined;
-        log.warn({ err: err.message }, 'change feed: listening connection lost; cached responses unused until it is back');
-        schedule();
+        if (opened.heard) drop(opened.heard, err.message);
       },
     );
-    if (closed) return void (await opened.close());
+    if (closed) return void (await listener.close());
     epoch += 1;
-    listener = opened;
+    opened.heard = { listener, sync: coalesced(() => listener.sync()) };
+    feed = opened.heard;
   };
   const schedule = () => {
     if (closed) return;
@@ -61,28 +71,6 @@ export async function openChangeFeed(db: Database, log: Logger): Promise<ChangeF
     retry.unref();
   };
 
-  // One sync in flight at a time; callers that arrive meanwhile share the next one (a sync sent
-  // before a caller arrived would not cover what committed just before it).
-  let current: Promise<void> | undefined;
-  let queued: Promise<void> | undefined;
-  const send = (l: Listener): Promise<void> => {
-    const sent: Promise<void> = l.sync().finally(() => {
-      if (current === sent) current = undefined;
-    });
-    current = sent;
-    return sent;
-  };
-  const sync = (l: Listener): Promise<void> => {
-    if (!current) return send(l);
-    queued ??= current
-      .catch(() => undefined)
-      .then(() => {
-        queued = undefined;
-        return send(l);
-      });
-    return queued;
-  };
-
   // Not listening yet (the database refused a connection of its own) costs only the cache: retried.
   await listen().catch((err: Error) => {
     log.warn({ err: err.message }, 'change feed: cannot listen yet; cached responses unused until it can');
@@ -90,25 +78,66 @@ export async function openChangeFeed(db: Database, log: Logger): Promise<ChangeF
   });
   return {
     async version() {
-      const l = listener;
-      if (!l) return null;
+      const heard = feed;
+      if (!heard) return null;
       const at = epoch;
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await sync(l);
+        // A connection that stopped answering without closing (no RST) would hold every read: past
+        // the deadline it counts as lost.
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), syncTimeoutMs)));
+        if ((await Promise.race([heard.sync(), late])) === 'late') {
+          drop(heard, `no answer to a sync in ${syncTimeoutMs} ms`);
+          return null;
+        }
       } catch {
         return null;
+      } finally {
+        clearTimeout(timer);
       }
-      return listener === l && epoch === at ? `${at}.${changes}` : null;
+      return feed === heard && epoch === at ? `${at}.${changes}` : null;
     },
     lastHeard() {
-      return listener ? `${epoch}.${changes}` : null;
+      return feed ? `${epoch}.${changes}` : null;
     },
     async close() {
       closed = true;
       clearTimeout(retry);
-      const l = listener;
-      listener = undefined;
-      await l?.close();
+      const heard = feed;
+      feed = undefined;
+      await heard?.listener.close();
     },
+  };
+}
+
+/** A listening connection and its syncs (state of its own: a new connection never waits on an old one's). */
+interface Heard {
+  listener: Listener;
+  sync: () => Promise<void>;
+}
+
+/**
+ * `run`, one call in flight at a time; callers that arrive meanwhile share the next call (one sent
+ * before a caller arrived would not cover what committed just before it).
+ */
+function coalesced(run: () => Promise<void>): () => Promise<void> {
+  let current: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const send = (): Promise<void> => {
+    const sent: Promise<void> = run().finally(() => {
+      if (current === sent) current = undefined;
+    });
+    current = sent;
+    return sent;
+  };
+  return () => {
+    if (!current) return send();
+    queued ??= current
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return send();
+      });
+    return queued;
   };
 }

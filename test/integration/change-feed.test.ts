@@ -76,6 +76,27 @@ describe.each(engines)('change feed on $name', (engine) => {
       expect(await feed.version()).not.toBe(moved);
     });
 
+    test('a listening connection that stops answering (no reset) is replaced after the sync deadline, not waited on', async () => {
+      const quick = await openChangeFeed(database.db, silentLogger, { syncTimeoutMs: 300 });
+      const { rows } = await withAdmin(
+        `select pid from pg_stat_activity where application_name = 'stratus-listen-stratus_changes' and datname = '${dbName()}' order by backend_start desc limit 1`,
+      );
+      const pid = (rows[0] as { pid: number }).pid;
+      process.kill(pid, 'SIGSTOP'); // the backend keeps its socket open and answers nothing
+      try {
+        const started = Date.now();
+        expect(await quick.version()).toBeNull();
+        expect(Date.now() - started).toBeLessThan(2_000);
+        expect(await quick.version()).toBeNull(); // no waiting on the dead one meanwhile
+        const back = await eventually(() => quick.version(), (v) => v !== null);
+        await database.db('volumes').whereRaw('false').del();
+        expect(await quick.version()).not.toBe(back);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+        await quick.close();
+      }
+    }, 20_000);
+
     test('the database refusing the listening connection for a while is waited out, not fatal', async () => {
       await killListener();
       await withAdmin(`alter database "${dbName()}" allow_connections false`);

@@ -9,6 +9,7 @@
  * listening connection is lost there is no version (null: nothing is served from a cache) until it
  * listens again, under a new epoch, so no version from before the loss ever matches one after.
  */
+import { Coalescer } from '../core/coalesce';
 import type { Logger } from '../core/log';
 import type { Database, Listener } from './connect';
 import { CHANGES_CHANNEL } from './migrations/0012_change_notifications';
@@ -57,7 +58,10 @@ export async function openChangeFeed(db: Database, log: Logger, options: { syncT
     );
     if (closed) return void (await listener.close());
     epoch += 1;
-    opened.heard = { listener, sync: coalesced(() => listener.sync()) };
+    // One sync in flight; callers arriving meanwhile share the next one (one sent before a caller
+    // arrived would not cover what committed just before it).
+    const syncs = new Coalescer();
+    opened.heard = { listener, sync: () => syncs.run('sync', () => listener.sync()) };
     feed = opened.heard;
   };
   const schedule = () => {
@@ -114,30 +118,4 @@ export async function openChangeFeed(db: Database, log: Logger, options: { syncT
 interface Heard {
   listener: Listener;
   sync: () => Promise<void>;
-}
-
-/**
- * `run`, one call in flight at a time; callers that arrive meanwhile share the next call (one sent
- * before a caller arrived would not cover what committed just before it).
- */
-function coalesced(run: () => Promise<void>): () => Promise<void> {
-  let current: Promise<void> | undefined;
-  let queued: Promise<void> | undefined;
-  const send = (): Promise<void> => {
-    const sent: Promise<void> = run().finally(() => {
-      if (current === sent) current = undefined;
-    });
-    current = sent;
-    return sent;
-  };
-  return () => {
-    if (!current) return send();
-    queued ??= current
-      .catch(() => undefined)
-      .then(() => {
-        queued = undefined;
-        return send();
-      });
-    return queued;
-  };
 }

@@ -18,6 +18,7 @@ beforeAll(() => {
   fs.mkdirSync(path.join(root, 'dist'));
   fs.mkdirSync(path.join(root, 'core'));
   fs.copyFileSync(path.join(REPO, 'bin/stratus'), path.join(root, 'bin/stratus'));
+  fs.copyFileSync(path.join(REPO, 'bin/node-flags'), path.join(root, 'bin/node-flags'));
   fs.chmodSync(path.join(root, 'bin/stratus'), 0o755);
   fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'));
   const report = "console.log(JSON.stringify({ ran: '%s', args: process.argv.slice(2), arenas: process.env.MALLOC_ARENA_MAX, flags: process.execArgv.filter((f) => !f.includes('tsx')) }));";
@@ -34,18 +35,21 @@ function writeDist(): void {
   for (const f of ['bin/stratus.ts', 'core/config.ts']) fs.utimesSync(path.join(root, f), past, past);
 }
 
-function launch(env: NodeJS.ProcessEnv = {}): { ran: string; args: string[]; arenas: string; flags: string[] } {
+function launch(env: NodeJS.ProcessEnv = {}, args = ['server', 'list']): { ran: string; args: string[]; arenas: string; flags: string[] } {
   const clean = { ...process.env, STRATUS_TSX: '', STRATUS_NODE_FLAGS: undefined, MALLOC_ARENA_MAX: undefined, ...env };
-  return JSON.parse(execFileSync(path.join(root, 'bin/stratus'), ['server', 'list'], { env: clean, encoding: 'utf8' }));
+  return JSON.parse(execFileSync(path.join(root, 'bin/stratus'), args, { env: clean, encoding: 'utf8' }));
 }
 
 test('no bundle: the TypeScript sources run through tsx', () => {
   expect(launch()).toMatchObject({ ran: 'tsx', args: ['server', 'list'] });
 });
 
-test('a bundle newer than every source runs, with the memory defaults', () => {
+test('a bundle newer than every source runs, with the flags bin/node-flags gives its command', () => {
   writeDist();
   expect(launch()).toEqual({ ran: 'dist', args: ['server', 'list'], arenas: '2', flags: ['--max-semi-space-size=1', '--optimize-for-size'] });
+  // The processes that serve the API trade some memory for speed; the others keep to size.
+  for (const command of ['up', 'api']) expect(launch({}, [command, '--help']).flags).toEqual(['--max-semi-space-size=1', '--heap-growing-percent=50']);
+  for (const command of ['conductor', 'agent']) expect(launch({}, [command, '--help']).flags).toEqual(['--max-semi-space-size=1', '--optimize-for-size']);
 });
 
 test('STRATUS_TSX=1 runs the sources; STRATUS_NODE_FLAGS and MALLOC_ARENA_MAX replace the defaults', () => {

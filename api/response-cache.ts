@@ -13,7 +13,7 @@ import type { Response } from 'express';
 import { metrics } from '../core/metrics';
 import type { ChangeFeed } from '../services/compute';
 
-/** What the cache may hold in all (bodies as JSON text); the least recently used go first. */
+/** What the cache may hold in all (bodies as UTF-8 JSON); the least recently used go first. */
 const MAX_BYTES = 16 * 1024 * 1024;
 
 export interface ResponseCache {
@@ -26,7 +26,10 @@ export interface ResponseCache {
 }
 
 export function createResponseCache(changes: ChangeFeed | undefined, maxBytes = MAX_BYTES): ResponseCache {
-  const kept = new Map<string, { version: string; body: string }>(); // in order of last use
+  // Bodies are kept as the bytes sent, with their ETag: a kept response is sent again without being
+  // encoded or hashed again (a page of 100 servers is ~100 KB: at 200 req/s, converting the text
+  // again each time made 20 MB/s of buffers for the garbage collector).
+  const kept = new Map<string, { version: string; body: Buffer; etag: string | undefined }>(); // in order of last use
   let bytes = 0;
   const counter = metrics().responseCache;
 
@@ -36,14 +39,14 @@ export function createResponseCache(changes: ChangeFeed | undefined, maxBytes = 
     kept.delete(key);
     bytes -= old.body.length;
   };
-  const keep = (key: string, version: string, body: string) => {
+  const keep = (key: string, version: string, body: Buffer, etag: string | undefined) => {
     forget(key);
     if (body.length > maxBytes) return;
     for (const oldest of kept.keys()) {
       if (bytes + body.length <= maxBytes) break;
       forget(oldest);
     }
-    kept.set(key, { version, body });
+    kept.set(key, { version, body, etag });
     bytes += body.length;
   };
 
@@ -55,6 +58,7 @@ export function createResponseCache(changes: ChangeFeed | undefined, maxBytes = 
         kept.delete(key);
         kept.set(key, hit);
         counter.inc({ result: 'hit' });
+        if (hit.etag) res.set('ETag', hit.etag);
         res.type('json').send(hit.body);
         return;
       }
@@ -62,9 +66,12 @@ export function createResponseCache(changes: ChangeFeed | undefined, maxBytes = 
       counter.inc({ result: version === null ? 'uncached' : 'miss' });
       // res.json (not the text below) so that response validation, where on, sees the object; a body
       // it turned into an error is not kept, nor one that a change heard meanwhile made stale already
-      // (under a stream of writes, most: keeping them would only cost a second serialization).
+      // (under a stream of writes, most: keeping them would only cost a second serialization). The
+      // ETag is the one Express computed for what it sent (JSON.stringify's text, as kept).
       res.json(body);
-      if (version !== null && res.statusCode === 200 && changes?.lastHeard() === version) keep(key, version, JSON.stringify(body));
+      if (version !== null && res.statusCode === 200 && changes?.lastHeard() === version) {
+        keep(key, version, Buffer.from(JSON.stringify(body)), res.get('ETag'));
+      }
     },
   };
 }

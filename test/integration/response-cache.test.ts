@@ -52,6 +52,10 @@ describe.each(engines)('kept server views on $name', (engine) => {
     expect(again.status).toBe(200);
     expect(again.body).toEqual(first.body);
     expect(again.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    // Sent as kept: the same bytes, with the ETag Express gave them the first time.
+    expect(first.headers.get('etag')).toMatch(/^W\/"[0-9a-f]+-/);
+    expect(again.headers.get('etag')).toBe(first.headers.get('etag'));
+    expect(again.headers.get('content-length')).toBe(first.headers.get('content-length'));
     expect(await cacheCount('hit')).toBe(hits + 1);
 
     const misses = await cacheCount('miss');

@@ -9,27 +9,33 @@
  *   npm run bench:api                                  # 10,000 servers, both engines, 20 s per run
  *   BENCH_ENGINES=pglite BENCH_SERVERS=2000 BENCH_SECONDS=10 BENCH_GENERATORS=fixed-rate BENCH_ROUTES=show npm run bench:api
  *
- * The servers are written straight into the database (test/support/seed-servers.ts: each ACTIVE with
- * a port, an attached volume and a finished create operation), not created through the API: 10,000
- * creates would take an hour and measure the create path, not reads. Lists walk the pages of all of
- * them (each request asks for a random page's marker); shows pick random servers.
+ * `stratus up` runs as a user runs it: `bin/stratus up` in a child process (the compiled bundle, the
+ * node flags bin/node-flags gives `up`, STRATUS_NODE_FLAGS to try others). It is started once to
+ * bootstrap (admin, flavors), stopped, and the servers are written straight into its database
+ * (test/support/seed-servers.ts: each ACTIVE with a port, an attached volume and a finished create
+ * operation; 10,000 creates would take an hour and measure the create path, not reads); PGlite is
+ * one process's, hence the stop. Then it is started again and measured. Lists walk the pages of all
+ * of them (each request asks for a random page's marker); shows pick random servers.
  *
- * This process runs the cloud (API, workers, PGlite when embedded); the generator runs in a child
- * process (bench/api-load-client.ts), so the load generator neither shares the server's event loop nor its
- * CPU time as measured: each row also prints this process's CPU time per request answered
- * (PostgreSQL's and the Temporal server's own processes are not counted).
+ * The load generator runs in a process of its own (bench/api-load-client.ts), and so does a probe of
+ * what the machine itself delays an idle process (bench/stall-probe.ts). Each row prints the CPU time
+ * of the `up` process per request answered (PGlite is inside it) and of PostgreSQL's backends.
  */
 import fs from 'node:fs';
-import inspector from 'node:inspector';
 import os from 'node:os';
 import path from 'node:path';
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { loadConfig } from '../core/config';
+import { freePort } from '../core/ports';
+import { openDatabase } from '../db/connect';
 import { seedServers } from '../test/support/seed-servers';
-import { BENCH_PASSWORD, startBenchCloud } from './cloud';
+import { jsonCaller } from './http';
+import { cpuSecondsOf, nodeFlagsOf, spawnStratus, waitFor, type StratusProcess } from './stratus-process';
 import type { Generator, LoadFigures, LoadRun } from './api-load-client';
 import { runBench } from './run';
+import type { StallFigures } from './stall-probe';
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -41,9 +47,7 @@ const GENERATORS = (process.env.BENCH_GENERATORS ?? 'fixed-rate,autocannon').spl
 const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'list,show,floor').split(','));
 const CHURN_PER_SECOND = Number(process.env.BENCH_CHURN ?? 20);
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const PASSWORD = BENCH_PASSWORD;
-/** BENCH_PROFILE=dir: write a V8 CPU profile of the server's process for each run (open in Chrome's DevTools). */
-const PROFILE_DIR = process.env.BENCH_PROFILE;
+const PASSWORD = 'bench-password';
 
 interface RunResult {
   name: string;
@@ -52,32 +56,30 @@ interface RunResult {
   max: number;
   served: number;
   errors: number;
-  /** CPU time of this process (the API, its workers, PGlite when embedded) per request answered. */
+  /** CPU time of the `up` process (the API, its workers, PGlite when embedded) per request answered. */
   cpuMs: number;
   /** CPU time of the PostgreSQL backends serving this database per request (0 with PGlite, counted in cpuMs). */
   dbCpuMs: number;
+  /** What the machine itself delayed an idle process meanwhile (bench/stall-probe.ts): the floor under every p99. */
+  machine: StallFigures;
 }
 
 /** One run of the load generator, in its own process (bench/api-load-client.ts); the server's CPU is measured meanwhile. */
-async function load(name: string, generator: Generator, url: string, token: string, paths: string[], dbCpuMs: () => Promise<number>, seconds = SECONDS): Promise<RunResult> {
+async function load(name: string, generator: Generator, url: string, token: string, paths: string[], up: StratusProcess, dbCpuMs: () => Promise<number>, seconds = SECONDS): Promise<RunResult> {
   const client = fork(path.join(__dirname, 'api-load-client.ts'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const done = new Promise<LoadFigures>((resolve, reject) => {
     client.once('message', (figures: LoadFigures) => resolve(figures));
     client.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)));
   });
-  const profiler = PROFILE_DIR ? await startProfiler() : undefined;
-  const cpu = process.cpuUsage();
+  const probe = await startStallProbe();
+  const cpu = cpuSecondsOf(up.child.pid!);
   const dbCpu = await dbCpuMs();
   const run: LoadRun = { generator, url, token, paths, connections: CONNECTIONS, rate: RATE, seconds };
   client.send(run);
   const figures = await done;
-  const used = process.cpuUsage(cpu);
+  const usedMs = (cpuSecondsOf(up.child.pid!) - cpu) * 1000;
+  const machine = await probe();
   const dbUsed = (await dbCpuMs()) - dbCpu;
-  if (profiler) {
-    const file = path.join(PROFILE_DIR!, `api-${name.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`);
-    fs.writeFileSync(file, JSON.stringify(await profiler()));
-    console.log(`server CPU profile: ${file}`);
-  }
   return {
     name: `${name}, ${generator}`,
     p50: figures.p50,
@@ -85,26 +87,23 @@ async function load(name: string, generator: Generator, url: string, token: stri
     max: figures.max,
     served: figures.ok / seconds,
     errors: figures.failed,
-    cpuMs: (used.user + used.system) / 1000 / Math.max(1, figures.ok + figures.failed),
+    cpuMs: usedMs / Math.max(1, figures.ok + figures.failed),
     // A backend that ended meanwhile (the pool closes idle connections) takes its ticks with it.
     dbCpuMs: Math.max(0, dbUsed) / Math.max(1, figures.ok + figures.failed),
+    machine,
   };
 }
 
-/** Starts V8's CPU profiler in this (the server's) process; the function returned stops it and gives the profile. */
-async function startProfiler(): Promise<() => Promise<object>> {
-  const session = new inspector.Session();
-  session.connect();
-  const post = (method: string, params?: object) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result as Record<string, unknown>))));
-  await post('Profiler.enable');
-  await post('Profiler.setSamplingInterval', { interval: 200 });
-  await post('Profiler.start');
-  return async () => {
-    const { profile } = await post('Profiler.stop');
-    session.disconnect();
-    return profile as object;
-  };
+/** Starts bench/stall-probe.ts beside a run; the function returned stops it and gives its figures. */
+async function startStallProbe(): Promise<() => Promise<StallFigures>> {
+  const probe = fork(path.join(__dirname, 'stall-probe.ts'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise((resolve) => probe.once('message', resolve));
+  return () =>
+    new Promise((resolve, reject) => {
+      probe.once('message', (figures: StallFigures) => resolve(figures));
+      probe.once('exit', (code) => reject(new Error(`stall probe exited with ${code}`)));
+      probe.send('stop');
+    });
 }
 
 /** The CPU time (ms) the PostgreSQL backends connected to `database` have used so far, from /proc (PostgreSQL on this machine). */
@@ -150,24 +149,50 @@ async function withDatabase(engine: string): Promise<{ env: Record<string, strin
   };
 }
 
+/** Starts `stratus up` and waits for it to be ready; returns it with an admin token. */
+async function startUp(env: NodeJS.ProcessEnv, api: string): Promise<{ up: StratusProcess; token: string; user: string; project: string }> {
+  const up = spawnStratus('up', env);
+  try {
+    await waitFor('stratus up', async () => ((await fetch(`${api}/readyz`)).ok ? true : undefined), 120_000);
+    const login = await jsonCaller(api)('POST', '/v1/auth/tokens', undefined, { username: 'admin', password: PASSWORD, project: 'admin' });
+    if (login.status !== 201) throw new Error(`login: ${login.status} ${JSON.stringify(login.body)}`);
+    return { up, token: login.body.token as string, user: login.body.user.id as string, project: login.body.project.id as string };
+  } catch (err) {
+    await up.stop();
+    throw err;
+  }
+}
+
 async function bench(engine: string): Promise<RunResult[]> {
   const database = await withDatabase(engine);
-  const { cloud, api, stop } = await startBenchCloud(database.env);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-api-'));
+  const apiPort = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    STRATUS_DATA_DIR: dataDir,
+    STRATUS_API_PORT: String(apiPort),
+    TEMPORAL_PORT: String(await freePort()),
+    TEMPORAL_UI_PORT: String(await freePort()),
+    STRATUS_ADMIN_PASSWORD: PASSWORD,
+    STRATUS_LIBVIRT_URI: 'test:///default',
+    STRATUS_HOST_NAME: 'bench-host',
+    LOG_LEVEL: 'warn',
+    ...database.env,
+  };
+  const api = `http://127.0.0.1:${apiPort}`;
+  let up: StratusProcess | undefined;
   try {
-    const login = await fetch(`${api}/v1/auth/tokens`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: PASSWORD, project: 'admin' }),
-    });
-    const { token, user, project } = (await login.json()) as { token: string; user: { id: string }; project: { id: string } };
-    // Retried once: a keep-alive socket the server closed while the bench was seeding resets the first try.
-    const fetchJson = async (p: string) => (await fetch(`${api}${p}`, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<Record<string, unknown>>;
-    const get = (p: string) => fetchJson(p).catch(() => fetchJson(p));
-    const flavor = ((await get('/v1/flavors')).flavors as Array<{ id: string; name: string }>).find((f) => f.name === 'm1.tiny')!;
-
+    // The first start bootstraps the admin and the flavors the seeded servers refer to.
+    const first = await startUp(env, api);
+    const flavor = ((await jsonCaller(api)('GET', '/v1/flavors', first.token)).body.flavors as Array<{ id: string; name: string }>).find((f) => f.name === 'm1.tiny')!;
+    await first.up.stop();
     const seeding = performance.now();
-    const ids = await seedServers(cloud.db!, { projectId: project.id, userId: user.id, flavorId: flavor.id, host: 'bench-host' }, SERVERS);
+    const db = await openDatabase(loadConfig({ ...process.env, ...env }).database);
+    const ids = await seedServers(db, { projectId: first.project, userId: first.user, flavorId: flavor.id, host: 'bench-host' }, SERVERS).finally(() => db.close());
     console.log(`[${engine}] seeded ${SERVERS} servers straight into the database in ${((performance.now() - seeding) / 1000).toFixed(1)} s`);
+    const started = await startUp(env, api);
+    up = started.up;
+    const token = started.token;
+    const get = async (p: string) => (await jsonCaller(api)('GET', p, token)).body as Record<string, unknown>;
 
     // Every page's marker, walked once (not timed): list requests then spread over the whole table.
     const listPaths = ['/v1/servers?limit=100'];
@@ -175,53 +200,66 @@ async function bench(engine: string): Promise<RunResult[]> {
       listPaths.push(`/v1/servers?limit=100&marker=${encodeURIComponent(marker)}`);
       marker = (await get(`/v1/servers?limit=100&marker=${encodeURIComponent(marker)}`)).next as string | null;
     }
-    const showPaths = Array.from({ length: 1000 }, () => `/v1/servers/${ids[Math.floor(Math.random() * ids.length)]!}`);
+    // Shows pick from servers the warm-up did not touch, so the measured run starts with none of its
+    // responses kept: the first request for each of them is rendered from the database.
+    const warmIds = ids.slice(0, 300);
+    const showIds = ids.slice(warmIds.length);
+    const showPaths = Array.from({ length: 1000 }, () => `/v1/servers/${showIds[Math.floor(Math.random() * showIds.length)]!}`);
 
-    await load('warm-up', 'fixed-rate', api, token, listPaths.slice(0, 10), database.cpuMs, 3); // JIT, caches, pool
-    // What this process uses with no request (Temporal workers polling, the host agent, timers): part of
+    // Every route measured is served for a while first (JIT, the validator's lazily compiled schemas,
+    // the pool), as a server that has been up for a while would have: lists of the last pages, which
+    // the list row then reaches last, and shows of servers the show row never asks for.
+    const warmPaths = [...listPaths.slice(-10), ...warmIds.map((id) => `/v1/servers/${id}`), '/healthz'];
+    await load('warm-up', 'fixed-rate', api, token, warmPaths, up, database.cpuMs, 5);
+    // What `up` uses with no request (Temporal workers polling, the host agent, timers): part of
     // each row's CPU per request, the more so the fewer requests a run serves.
-    const idleFrom = process.cpuUsage();
+    const idleFrom = cpuSecondsOf(up.child.pid!);
     await new Promise((r) => setTimeout(r, 3000));
-    const idle = process.cpuUsage(idleFrom);
-    console.log(`[${engine}] this process idle: ${((idle.user + idle.system) / 1000 / 3).toFixed(0)} ms of CPU per second`);
+    console.log(`[${engine}] stratus up idle: ${(((cpuSecondsOf(up.child.pid!) - idleFrom) * 1000) / 3).toFixed(0)} ms of CPU per second`);
     const results: RunResult[] = [];
     // The floor: the cheapest route of the same app (no database, no token), at the same rate.
     const rows: Array<[string, string, string[]]> = [['list', 'list (limit=100)', listPaths], ['show', 'show', showPaths], ['floor', 'floor: /healthz', ['/healthz']]];
     for (const [, name, paths] of rows.filter(([route]) => ROUTES.has(route))) {
-      for (const generator of GENERATORS) results.push(await load(name, generator, api, token, paths, database.cpuMs));
+      for (const generator of GENERATORS) results.push(await load(name, generator, api, token, paths, up, database.cpuMs));
     }
     // Lists while servers change: kept pages go stale at every write (one version for the whole
-    // cloud), so this row shows what a page costs when most are rendered afresh.
-    if (ROUTES.has('list-churn')) {
+    // cloud), so this row shows what a page costs when most are rendered afresh. The writes come
+    // from another connection, as another process's would; PGlite is `up`'s alone, so PostgreSQL only.
+    if (ROUTES.has('list-churn') && engine === 'pglite') console.log('[pglite] list-churn: skipped (only `up` can write to its PGlite)');
+    if (ROUTES.has('list-churn') && engine === 'postgres') {
+      const writer = await openDatabase(loadConfig({ ...process.env, ...env }).database);
       let writing = true;
       const writes = (async () => {
         for (let n = 0; writing; n += 1) {
-          await cloud.db!('servers').where({ id: ids[n % ids.length]! }).update({ metadata: JSON.stringify({ churn: String(n) }) });
+          await writer('servers').where({ id: ids[n % ids.length]! }).update({ metadata: JSON.stringify({ churn: String(n) }) });
           await new Promise((r) => setTimeout(r, 1000 / CHURN_PER_SECOND));
         }
       })();
       try {
-        for (const generator of GENERATORS) results.push(await load(`list, ${CHURN_PER_SECOND} writes/s`, generator, api, token, listPaths, database.cpuMs));
+        for (const generator of GENERATORS) results.push(await load(`list, ${CHURN_PER_SECOND} writes/s`, generator, api, token, listPaths, up, database.cpuMs));
       } finally {
         writing = false;
         await writes;
+        await writer.close();
       }
     }
     return results;
   } finally {
-    await stop();
+    await up?.stop();
     await database.drop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
 async function main(): Promise<void> {
   const cpus = os.cpus();
   console.log(`bench:api — ${SERVERS} servers, ${CONNECTIONS} connections offering ${RATE} req/s for ${SECONDS} s per run (${GENERATORS.join(', ')})`);
+  console.log(`stratus up: bin/stratus with node flags \`${nodeFlagsOf('up') || '(none)'}\``);
   console.log(`cores: ${cpus.length} × ${cpus[0]?.model ?? '?'}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const rows: string[] = [];
   for (const engine of ENGINES) {
     for (const r of await bench(engine)) {
-      const row = `${engine.padEnd(9)} ${r.name.padEnd(29)} p50 ${String(r.p50).padStart(5)} ms   p99 ${String(r.p99).padStart(5)} ms   max ${String(r.max).padStart(5)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${engine === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}`;
+      const row = `${engine.padEnd(9)} ${r.name.padEnd(29)} p50 ${String(r.p50).padStart(5)} ms   p99 ${String(r.p99).padStart(5)} ms   max ${String(r.max).padStart(5)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${engine === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}   machine: ${r.machine.stalls} stalls > 10 ms (max ${r.machine.max} ms), steal ${r.machine.stealPercent}%`;
       console.log(row);
       rows.push(row);
     }

@@ -10,13 +10,13 @@
  * CPU each used per server (to weigh node flags: STRATUS_NODE_FLAGS, see bin/stratus).
  * PostgreSQL: a fresh database on STRATUS_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../core/ports';
 import { freshPostgres, seedServerTemplate } from './http';
+import { cpuSecondsOf, spawnStratus, waitFor, type StratusProcess } from './stratus-process';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,7 +27,6 @@ const { values: args } = parseArgs({
 });
 const COUNT = Number(args.count);
 const PASSWORD = 'bench-password';
-const ROOT = path.resolve(__dirname, '..');
 
 /** Resident set (MiB) of a process and its descendants, except the Temporal CLI (counted apart). */
 function rssMiB(pid: number): { total: number; parts: Record<string, number> } {
@@ -48,31 +47,6 @@ function rssMiB(pid: number): { total: number; parts: Record<string, number> } {
   };
   visit(pid);
   return { total: Object.values(parts).reduce((a, b) => a + b, 0), parts };
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSecondsOf(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ
-}
-
-function run(role: 'up' | 'agent', env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(path.join(ROOT, 'bin/stratus'), [role], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
-  child.on('exit', (code, signal) => {
-    if (code !== 0 && signal !== 'SIGTERM') console.error(`stratus ${role} exited: ${code ?? signal}`);
-  });
-  return child;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await probe().catch(() => undefined);
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 async function heapMiB(metricsUrl: string): Promise<Record<string, number>> {
@@ -96,7 +70,7 @@ async function main(): Promise<void> {
     LOG_LEVEL: 'warn',
     ...(database ? { DATABASE_URL: database.url } : {}),
   };
-  const up = run('up', {
+  const up = spawnStratus('up', {
     ...common,
     STRATUS_API_PORT: String(apiPort),
     TEMPORAL_PORT: String(temporalPort),
@@ -110,13 +84,13 @@ async function main(): Promise<void> {
     STRATUS_HOST_RAM_MB: '100000000',
     STRATUS_HOST_DISK_GB: '100000',
   });
-  let agent: ChildProcess | undefined;
+  let agent: StratusProcess | undefined;
   const api = `http://127.0.0.1:${apiPort}`;
   try {
     await waitFor('stratus up', async () => ((await fetch(`${api}/readyz`)).ok ? true : undefined), 120_000);
     const agentMetricsPort = await freePort();
     // A second host: a lone agent process (`stratus agent`), taking its share of the boots.
-    agent = run('agent', {
+    agent = spawnStratus('agent', {
       ...common,
       TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
       STRATUS_HOST_NAME: 'bench-agent',
@@ -130,11 +104,11 @@ async function main(): Promise<void> {
       const hosts = (await call('GET', '/v1/hosts', token)).body.hosts as Array<{ name: string; state?: string }>;
       return hosts.some((h) => h.name === 'bench-agent') ? true : undefined;
     }, 60_000);
-    const before = { up: rssMiB(up.pid!), agent: rssMiB(agent.pid!) };
+    const before = { up: rssMiB(up.child.pid!), agent: rssMiB(agent.child.pid!) };
     console.log(`idle: up ${before.up.total} MiB, agent ${before.agent.total} MiB (${args.db})`);
 
     const started = performance.now();
-    const cpuBefore = { up: cpuSecondsOf(up.pid!), agent: cpuSecondsOf(agent.pid!) };
+    const cpuBefore = { up: cpuSecondsOf(up.child.pid!), agent: cpuSecondsOf(agent.child.pid!) };
     const created = await call('POST', '/v1/server-batches', token, { template, count: COUNT, max_parallel: Number(args.parallel) });
     if (created.status !== 202) throw new Error(`batch: ${created.status} ${JSON.stringify(created.body)}`);
     const batchId = created.body.batch.id as string;
@@ -144,7 +118,7 @@ async function main(): Promise<void> {
     }, 3 * 60 * 60_000);
     const secs = (performance.now() - started) / 1000;
     const cpuMs = (role: 'up' | 'agent', pid: number) => (((cpuSecondsOf(pid) - cpuBefore[role]) * 1000) / COUNT).toFixed(0);
-    console.log(`batch of ${COUNT}: ${done.status}, ${JSON.stringify(done.counts)} in ${secs.toFixed(0)} s; CPU per server: up ${cpuMs('up', up.pid!)} ms, agent ${cpuMs('agent', agent.pid!)} ms`);
+    console.log(`batch of ${COUNT}: ${done.status}, ${JSON.stringify(done.counts)} in ${secs.toFixed(0)} s; CPU per server: up ${cpuMs('up', up.child.pid!)} ms, agent ${cpuMs('agent', agent.child.pid!)} ms`);
     if (done.counts.error > 0) {
       const failed = (await call('GET', `/v1/server-batches/${batchId}?limit=1000`, token)).body.members.items.find((m: { status: string }) => m.status === 'ERROR');
       console.log(`a failed member: ${JSON.stringify(failed?.fault)}`);
@@ -154,8 +128,8 @@ async function main(): Promise<void> {
     const samples = { up: [] as number[], agent: [] as number[] };
     for (let i = 0; i < 12; i++) {
       await new Promise((r) => setTimeout(r, 5000));
-      samples.up.push(rssMiB(up.pid!).total);
-      samples.agent.push(rssMiB(agent.pid!).total);
+      samples.up.push(rssMiB(up.child.pid!).total);
+      samples.agent.push(rssMiB(agent.child.pid!).total);
     }
     const range = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
     const heap = await heapMiB(`${api}/metrics`);
@@ -164,9 +138,7 @@ async function main(): Promise<void> {
     console.log(`| db | servers | up idle MiB | up after MiB (min–max over 60 s) | agent idle MiB | agent after MiB (min–max) |`);
     console.log(`| ${args.db} | ${COUNT} | ${before.up.total} | ${range(samples.up)} | ${before.agent.total} | ${range(samples.agent)} |`);
   } finally {
-    agent?.kill('SIGTERM');
-    up.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 5000));
+    await Promise.all([agent?.stop(), up.stop()]);
     await database?.drop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }

@@ -36,6 +36,8 @@ export interface LoadFigures {
   max: number;
   ok: number;
   failed: number;
+  /** Why the first few failed (a status code, or the socket's error), to tell a server's fault from the generator's. */
+  reasons?: string[];
 }
 
 async function runAutocannon({ url, token, paths, connections, rate, seconds }: LoadRun): Promise<LoadFigures> {
@@ -71,12 +73,18 @@ async function runFixedRate({ url, token, paths, connections, rate, seconds }: L
   const latencies: number[] = [];
   let failed = 0;
   let settled = 0;
+  const reasons: string[] = [];
   return new Promise((resolve) => {
     const finish = () => {
       agent.destroy();
       latencies.sort((a, b) => a - b);
       const round = (ms: number) => Math.round(ms * 10) / 10;
-      resolve({ p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), max: round(latencies.at(-1) ?? 0), ok: latencies.length, failed });
+      resolve({ p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), max: round(latencies.at(-1) ?? 0), ok: latencies.length, failed, reasons });
+    };
+    const fail = (reason: string) => {
+      failed += 1;
+      if (reasons.length < 3) reasons.push(reason);
+      if (++settled === total) finish();
     };
     const send = (i: number, due: number) => {
       const req = http.request(
@@ -84,16 +92,13 @@ async function runFixedRate({ url, token, paths, connections, rate, seconds }: L
         (res) => {
           res.on('data', () => undefined);
           res.on('end', () => {
-            if (res.statusCode === 200) latencies.push(performance.now() - due);
-            else failed += 1;
+            if (res.statusCode !== 200) return fail(`${res.statusCode} on ${paths[i % paths.length]}`);
+            latencies.push(performance.now() - due);
             if (++settled === total) finish();
           });
         },
       );
-      req.on('error', () => {
-        failed += 1;
-        if (++settled === total) finish();
-      });
+      req.on('error', (err) => fail(`${err.message} on ${paths[i % paths.length]}`));
       req.end();
     };
     const start = performance.now();

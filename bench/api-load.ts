@@ -8,6 +8,7 @@
  *
  *   npm run bench:api                                  # 10,000 servers, both engines, 20 s per run
  *   BENCH_ENGINES=pglite BENCH_SERVERS=2000 BENCH_SECONDS=10 BENCH_GENERATORS=fixed-rate BENCH_ROUTES=show npm run bench:api
+ *   BENCH_API=separate npm run bench:api             # requests to a `stratus api` beside `up` (PostgreSQL)
  *
  * `stratus up` runs as a user runs it: `bin/stratus up` in a child process (the compiled bundle, the
  * node flags bin/node-flags gives `up`, STRATUS_NODE_FLAGS to try others). It is started once to
@@ -46,6 +47,12 @@ const GENERATORS = (process.env.BENCH_GENERATORS ?? 'fixed-rate,autocannon').spl
 /** Which rows to run: list, show, floor, and (not by default) list-churn: lists while servers are written. */
 const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'list,show,floor').split(','));
 const CHURN_PER_SECOND = Number(process.env.BENCH_CHURN ?? 20);
+/**
+ * BENCH_API=separate: the requests go to a `stratus api` process of its own (beside `up`, which keeps
+ * Temporal, the conductor and the host agent), as a deployment beyond one machine runs it; its CPU is
+ * the one counted. PostgreSQL only: PGlite is one process's.
+ */
+const SEPARATE_API = process.env.BENCH_API === 'separate';
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PASSWORD = 'bench-password';
 
@@ -56,7 +63,9 @@ interface RunResult {
   max: number;
   served: number;
   errors: number;
-  /** CPU time of the `up` process (the API, its workers, PGlite when embedded) per request answered. */
+  /** Why the first few failed (fixed-rate only). */
+  reasons: string[];
+  /** CPU time of the process serving the requests (`up`: the API, its workers, PGlite when embedded; or `api`) per request answered. */
   cpuMs: number;
   /** CPU time of the PostgreSQL backends serving this database per request (0 with PGlite, counted in cpuMs). */
   dbCpuMs: number;
@@ -65,19 +74,19 @@ interface RunResult {
 }
 
 /** One run of the load generator, in its own process (bench/api-load-client.ts); the server's CPU is measured meanwhile. */
-async function load(name: string, generator: Generator, url: string, token: string, paths: string[], up: StratusProcess, dbCpuMs: () => Promise<number>, seconds = SECONDS): Promise<RunResult> {
+async function load(name: string, generator: Generator, url: string, token: string, paths: string[], server: StratusProcess, dbCpuMs: () => Promise<number>, seconds = SECONDS): Promise<RunResult> {
   const client = fork(path.join(__dirname, 'api-load-client.ts'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const done = new Promise<LoadFigures>((resolve, reject) => {
     client.once('message', (figures: LoadFigures) => resolve(figures));
     client.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)));
   });
   const probe = await startStallProbe();
-  const cpu = cpuSecondsOf(up.child.pid!);
+  const cpu = cpuSecondsOf(server.child.pid!);
   const dbCpu = await dbCpuMs();
   const run: LoadRun = { generator, url, token, paths, connections: CONNECTIONS, rate: RATE, seconds };
   client.send(run);
   const figures = await done;
-  const usedMs = (cpuSecondsOf(up.child.pid!) - cpu) * 1000;
+  const usedMs = (cpuSecondsOf(server.child.pid!) - cpu) * 1000;
   const machine = await probe();
   const dbUsed = (await dbCpuMs()) - dbCpu;
   return {
@@ -87,6 +96,7 @@ async function load(name: string, generator: Generator, url: string, token: stri
     max: figures.max,
     served: figures.ok / seconds,
     errors: figures.failed,
+    reasons: figures.reasons ?? [],
     cpuMs: usedMs / Math.max(1, figures.ok + figures.failed),
     // A backend that ended meanwhile (the pool closes idle connections) takes its ticks with it.
     dbCpuMs: Math.max(0, dbUsed) / Math.max(1, figures.ok + figures.failed),
@@ -175,11 +185,14 @@ async function bench(engine: string): Promise<RunResult[]> {
     STRATUS_ADMIN_PASSWORD: PASSWORD,
     STRATUS_LIBVIRT_URI: 'test:///default',
     STRATUS_HOST_NAME: 'bench-host',
+    // Shared by `up` and a separate `api` (BENCH_API=separate): both sign image download URLs.
+    STRATUS_SECRET_KEY: randomBytes(32).toString('hex'),
     LOG_LEVEL: 'warn',
     ...database.env,
   };
-  const api = `http://127.0.0.1:${apiPort}`;
+  let api = `http://127.0.0.1:${apiPort}`;
   let up: StratusProcess | undefined;
+  let apiProcess: StratusProcess | undefined;
   try {
     // The first start bootstraps the admin and the flavors the seeded servers refer to.
     const first = await startUp(env, api);
@@ -192,6 +205,13 @@ async function bench(engine: string): Promise<RunResult[]> {
     const started = await startUp(env, api);
     up = started.up;
     const token = started.token;
+    if (SEPARATE_API) {
+      const port = await freePort();
+      apiProcess = spawnStratus('api', { ...env, STRATUS_API_PORT: String(port), TEMPORAL_ADDRESS: `127.0.0.1:${env.TEMPORAL_PORT}` });
+      api = `http://127.0.0.1:${port}`;
+      await waitFor('stratus api', async () => ((await fetch(`${api}/readyz`)).ok ? true : undefined), 60_000);
+    }
+    const served = apiProcess ?? up;
     const get = async (p: string) => (await jsonCaller(api)('GET', p, token)).body as Record<string, unknown>;
 
     // Every page's marker, walked once (not timed): list requests then spread over the whole table.
@@ -210,17 +230,17 @@ async function bench(engine: string): Promise<RunResult[]> {
     // the pool), as a server that has been up for a while would have: lists of the last pages, which
     // the list row then reaches last, and shows of servers the show row never asks for.
     const warmPaths = [...listPaths.slice(-10), ...warmIds.map((id) => `/v1/servers/${id}`), '/healthz'];
-    await load('warm-up', 'fixed-rate', api, token, warmPaths, up, database.cpuMs, 5);
+    await load('warm-up', 'fixed-rate', api, token, warmPaths, served, database.cpuMs, 5);
     // What `up` uses with no request (Temporal workers polling, the host agent, timers): part of
     // each row's CPU per request, the more so the fewer requests a run serves.
-    const idleFrom = cpuSecondsOf(up.child.pid!);
+    const idleFrom = cpuSecondsOf(served.child.pid!);
     await new Promise((r) => setTimeout(r, 3000));
-    console.log(`[${engine}] stratus up idle: ${(((cpuSecondsOf(up.child.pid!) - idleFrom) * 1000) / 3).toFixed(0)} ms of CPU per second`);
+    console.log(`[${engine}] stratus ${apiProcess ? 'api' : 'up'} idle: ${(((cpuSecondsOf(served.child.pid!) - idleFrom) * 1000) / 3).toFixed(0)} ms of CPU per second`);
     const results: RunResult[] = [];
     // The floor: the cheapest route of the same app (no database, no token), at the same rate.
     const rows: Array<[string, string, string[]]> = [['list', 'list (limit=100)', listPaths], ['show', 'show', showPaths], ['floor', 'floor: /healthz', ['/healthz']]];
     for (const [, name, paths] of rows.filter(([route]) => ROUTES.has(route))) {
-      for (const generator of GENERATORS) results.push(await load(name, generator, api, token, paths, up, database.cpuMs));
+      for (const generator of GENERATORS) results.push(await load(name, generator, api, token, paths, served, database.cpuMs));
     }
     // Lists while servers change: kept pages go stale at every write (one version for the whole
     // cloud), so this row shows what a page costs when most are rendered afresh. The writes come
@@ -236,7 +256,7 @@ async function bench(engine: string): Promise<RunResult[]> {
         }
       })();
       try {
-        for (const generator of GENERATORS) results.push(await load(`list, ${CHURN_PER_SECOND} writes/s`, generator, api, token, listPaths, up, database.cpuMs));
+        for (const generator of GENERATORS) results.push(await load(`list, ${CHURN_PER_SECOND} writes/s`, generator, api, token, listPaths, served, database.cpuMs));
       } finally {
         writing = false;
         await writes;
@@ -245,6 +265,7 @@ async function bench(engine: string): Promise<RunResult[]> {
     }
     return results;
   } finally {
+    await apiProcess?.stop();
     await up?.stop();
     await database.drop();
     fs.rmSync(dataDir, { recursive: true, force: true });
@@ -255,11 +276,12 @@ async function main(): Promise<void> {
   const cpus = os.cpus();
   console.log(`bench:api — ${SERVERS} servers, ${CONNECTIONS} connections offering ${RATE} req/s for ${SECONDS} s per run (${GENERATORS.join(', ')})`);
   console.log(`stratus up: bin/stratus with node flags \`${nodeFlagsOf('up') || '(none)'}\``);
+  if (SEPARATE_API) console.log(`requests go to a \`stratus api\` process of its own (node flags \`${nodeFlagsOf('api') || '(none)'}\`); PostgreSQL only`);
   console.log(`cores: ${cpus.length} × ${cpus[0]?.model ?? '?'}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const rows: string[] = [];
-  for (const engine of ENGINES) {
+  for (const engine of ENGINES.filter((e) => !SEPARATE_API || e === 'postgres')) {
     for (const r of await bench(engine)) {
-      const row = `${engine.padEnd(9)} ${r.name.padEnd(29)} p50 ${String(r.p50).padStart(5)} ms   p99 ${String(r.p99).padStart(5)} ms   max ${String(r.max).padStart(5)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${engine === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}   machine: ${r.machine.stalls} stalls > 10 ms (max ${r.machine.max} ms), steal ${r.machine.stealPercent}%`;
+      const row = `${engine.padEnd(9)} ${r.name.padEnd(29)} p50 ${String(r.p50).padStart(5)} ms   p99 ${String(r.p99).padStart(5)} ms   max ${String(r.max).padStart(5)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${engine === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}   machine: ${r.machine.stalls} stalls > 10 ms (max ${r.machine.max} ms), steal ${r.machine.stealPercent}%${r.reasons.length > 0 ? `   first errors: ${r.reasons.join('; ')}` : ''}`;
       console.log(row);
       rows.push(row);
     }

@@ -196,8 +196,9 @@ async function bench(engine: string): Promise<RunResult[]> {
   try {
     // The first start bootstraps the admin and the flavors the seeded servers refer to.
     const first = await startUp(env, api);
+    up = first.up;
     const flavor = ((await jsonCaller(api)('GET', '/v1/flavors', first.token)).body.flavors as Array<{ id: string; name: string }>).find((f) => f.name === 'm1.tiny')!;
-    await first.up.stop();
+    await up.stop();
     const seeding = performance.now();
     const db = await openDatabase(loadConfig({ ...process.env, ...env }).database);
     const ids = await seedServers(db, { projectId: first.project, userId: first.user, flavorId: flavor.id, host: 'bench-host' }, SERVERS).finally(() => db.close());

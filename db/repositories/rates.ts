@@ -54,9 +54,20 @@ const select = (db: Queryable) => db('rates').select([...COLUMNS.filter((c) => c
 
 export const PRICE_RE = /^\d{1,21}(\.\d{1,9})?$/;
 
+/**
+ * When a rate may start: from 1970 through 9999. Earlier years are no price anyone means, and not
+ * every one comes back as stored (node-pg reads the year 17 as 1917; PGlite throws "Invalid time value").
+ */
+const EARLIEST_START = Date.UTC(1970, 0, 1);
+const END_OF_9999 = Date.UTC(10_000, 0, 1);
+
 export async function create(db: Knex, input: { unit: RateUnit; currency: string; price: string; effectiveFrom: Date }): Promise<Rate> {
   if (!PRICE_RE.test(input.price)) {
     throw new InvalidInput('price must be a decimal string with at most 9 fractional digits', [{ field: 'price', message: 'e.g. "0.0125"' }]);
+  }
+  const start = input.effectiveFrom.getTime();
+  if (!(start >= EARLIEST_START && start < END_OF_9999)) {
+    throw new InvalidInput('effective_from must be from 1970-01-01T00:00:00Z through 9999-12-31T23:59:59Z', [{ field: 'effective_from', message: 'a date-time from 1970 through 9999' }]);
   }
   return db.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(?::int, hashtext(?))', [RATES_LOCK_CLASS, `${input.unit}/${input.currency}`]);

@@ -143,6 +143,11 @@ test('a member reads only their project; a reader may read; bad input is a 400 n
   expect(backwards.status).toBe(400);
   expect(JSON.stringify(backwards.body)).toContain('query.to');
   expect((await t.call('POST', '/v1/rates', { token: reader, body: { unit: 'vcpu_hour', currency: 'EUR', price: '1' } })).status).toBe(403);
+  // The fuzzer's find: a rate from the year 17 (a valid date-time) was a 500, and so was every list after it.
+  const ancient = await t.call('POST', '/v1/rates', { token: admin, body: { unit: 'volume_gb_hour', currency: 'DTN', price: '892240', effective_from: '0017-08-24T17:29:02.22895Z' } });
+  expect(ancient.status).toBe(400);
+  expect(JSON.stringify(ancient.body)).toContain('body.effective_from');
+  expect((await t.call('GET', '/v1/rates', { token: admin })).status).toBe(200);
 });
 
 test('a deleted server stops being metered, with a final sample', async () => {

@@ -56,7 +56,7 @@ export const PRICE_RE = /^\d{1,21}(\.\d{1,9})?$/;
 
 /**
  * When a rate may start: from 1970 through 9999. Earlier years are no price anyone means, and not
- * every one comes back as stored (node-pg reads the year 17 as 1917; PGlite throws "Invalid time value").
+ * every one comes back as stored (node-pg reads the year 17 as 1917; PGlite as an Invalid Date).
  */
 const EARLIEST_START = Date.UTC(1970, 0, 1);
 const END_OF_9999 = Date.UTC(10_000, 0, 1);

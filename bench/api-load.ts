@@ -32,6 +32,7 @@ import { loadConfig } from '../core/config';
 import { freePort } from '../core/ports';
 import { openDatabase } from '../db/connect';
 import { seedServers } from '../test/support/seed-servers';
+import { BENCH_PASSWORD, benchUpEnv } from './cloud';
 import { jsonCaller } from './http';
 import { cpuSecondsOf, nodeFlagsOf, spawnStratus, waitFor, type StratusProcess } from './stratus-process';
 import type { Generator, LoadFigures, LoadRun } from './api-load-client';
@@ -54,7 +55,7 @@ const CHURN_PER_SECOND = Number(process.env.BENCH_CHURN ?? 20);
  */
 const SEPARATE_API = process.env.BENCH_API === 'separate';
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const PASSWORD = 'bench-password';
+const PASSWORD = BENCH_PASSWORD;
 
 interface RunResult {
   name: string;
@@ -176,21 +177,13 @@ async function startUp(env: NodeJS.ProcessEnv, api: string): Promise<{ up: Strat
 async function bench(engine: string): Promise<RunResult[]> {
   const database = await withDatabase(engine);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-api-'));
-  const apiPort = await freePort();
   const env: NodeJS.ProcessEnv = {
-    STRATUS_DATA_DIR: dataDir,
-    STRATUS_API_PORT: String(apiPort),
-    TEMPORAL_PORT: String(await freePort()),
-    TEMPORAL_UI_PORT: String(await freePort()),
-    STRATUS_ADMIN_PASSWORD: PASSWORD,
-    STRATUS_LIBVIRT_URI: 'test:///default',
-    STRATUS_HOST_NAME: 'bench-host',
+    ...(await benchUpEnv(dataDir)),
     // Shared by `up` and a separate `api` (BENCH_API=separate): both sign image download URLs.
     STRATUS_SECRET_KEY: randomBytes(32).toString('hex'),
-    LOG_LEVEL: 'warn',
     ...database.env,
   };
-  let api = `http://127.0.0.1:${apiPort}`;
+  let api = `http://127.0.0.1:${env.STRATUS_API_PORT}`;
   let up: StratusProcess | undefined;
   let apiProcess: StratusProcess | undefined;
   try {
@@ -223,7 +216,7 @@ async function bench(engine: string): Promise<RunResult[]> {
     }
     // Shows pick from servers the warm-up did not touch, so the measured run starts with none of its
     // responses kept: the first request for each of them is rendered from the database.
-    const warmIds = ids.slice(0, 300);
+    const warmIds = ids.slice(0, Math.min(300, Math.floor(ids.length / 10))); // a tenth at most: the rest are shown
     const showIds = ids.slice(warmIds.length);
     const showPaths = Array.from({ length: 1000 }, () => `/v1/servers/${showIds[Math.floor(Math.random() * showIds.length)]!}`);
 

@@ -21,26 +21,28 @@ export interface BenchCloud {
   stop(): Promise<void>;
 }
 
-export async function startBenchCloud(env: Record<string, string> = {}): Promise<BenchCloud> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-'));
-  const port = await freePort();
-  const config = loadConfig({
-    ...process.env,
+/** The environment of a bench's `stratus up`: data in `dataDir`, free ports, host `bench-host` on the test driver. */
+export async function benchUpEnv(dataDir: string): Promise<Record<string, string>> {
+  return {
     STRATUS_DATA_DIR: dataDir,
-    STRATUS_API_PORT: String(port),
+    STRATUS_API_PORT: String(await freePort()),
     TEMPORAL_PORT: String(await freePort()),
     TEMPORAL_UI_PORT: String(await freePort()),
     STRATUS_ADMIN_PASSWORD: BENCH_PASSWORD,
     STRATUS_LIBVIRT_URI: 'test:///default',
     STRATUS_HOST_NAME: 'bench-host',
     LOG_LEVEL: 'warn',
-    ...env,
-  });
+  };
+}
+
+export async function startBenchCloud(env: Record<string, string> = {}): Promise<BenchCloud> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-'));
+  const config = loadConfig({ ...process.env, ...(await benchUpEnv(dataDir)), ...env });
   const cloud = await startCloud('up', config, createLogger('warn'));
   return {
     config,
     cloud,
-    api: `http://127.0.0.1:${port}`,
+    api: `http://127.0.0.1:${config.api.port}`,
     async stop() {
       await cloud.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });

@@ -1,15 +1,16 @@
 /**
  * Opens the database: PostgreSQL through `pg` when a URL is configured, else embedded PGlite
- * (a data directory, or memory for tests) through knex-pglite. Both speak the same SQL.
+ * (a data directory, or memory for tests) through knex-pglite, run on a thread of its own
+ * (db/pglite-thread.ts). Both speak the same SQL.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import knex, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 import pg from 'pg';
 import type { Config } from '../core/config';
+import { PgliteThread } from './pglite-thread';
 import { MissingDependency } from '../core/errors';
 import { type Logger, silentLogger } from '../core/log';
 
@@ -147,7 +148,11 @@ async function openPglite(config: { kind: 'pglite'; dir: string } | { kind: 'pgl
       throw err;
     }
   }
-  const connection = { pglite: new PGlite(config.kind === 'pglite' ? location : 'memory://', { postgresqlconf: PGLITE_CONF }) };
+  const connection = {
+    pglite: new PgliteThread(config.kind === 'pglite' ? location : 'memory://', { postgresqlconf: PGLITE_CONF }, (err) =>
+      log.error({ err: err.message, location }, 'embedded database stopped: every query fails until Stratus is restarted'),
+    ),
+  };
   const instance = knex({
     client: PgLiteClient as unknown as Knex.Config['client'],
     dialect: 'postgres',
@@ -159,12 +164,6 @@ async function openPglite(config: { kind: 'pglite'; dir: string } | { kind: 'pgl
   } catch (err) {
     await instance.destroy().catch(() => undefined);
     unlock();
-    if ((err as { code?: unknown }).code === 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING_FLAG') {
-      // PGlite loads its WASM through import() of node builtins, which Jest's VM only allows with this flag.
-      throw new MissingDependency(
-        'embedded database (PGlite) cannot load inside Jest without --experimental-vm-modules: run tests with NODE_OPTIONS=--experimental-vm-modules',
-      );
-    }
     const reason = err instanceof Error ? err.message : String(err);
     throw new MissingDependency(`embedded database at ${location} cannot be opened (${reason.split('\n')[0]}): move the directory aside or set DATABASE_URL`);
   }

@@ -96,3 +96,56 @@ describe.each(engines)('engine parity on $name', (engine) => {
     expect(rows[0].arr).toEqual(['x', 'y']);
   });
 });
+
+describe('PGlite on a thread of its own', () => {
+  const database = useDatabase(engines.find((e) => e.name === 'pglite')!);
+
+  test('a long query leaves this thread free: timers keep firing while it runs', async () => {
+    const db = database();
+    let ticks = 0;
+    const timer = setInterval(() => (ticks += 1), 10);
+    const started = performance.now();
+    try {
+      const { rows } = await db.raw('select count(*) as n from generate_series(1, 3000000) g where g % 7 = 0');
+      expect(rows[0].n).toBe(428571);
+    } finally {
+      clearInterval(timer);
+    }
+    const ms = performance.now() - started;
+    // In the same thread the query's ~0.3–1 s would let no timer fire at all.
+    expect(ms).toBeGreaterThan(150);
+    expect(ticks).toBeGreaterThanOrEqual(Math.floor(ms / 10 / 4));
+  });
+
+  test('errors keep the fields db/errors.ts reads; values of every kind come back as this thread\'s objects', async () => {
+    const db = database();
+    await db.raw('create temporary table kinds (id uuid primary key, b bytea, ids uuid[], at timestamptz, n numeric, ok boolean)');
+    const id = '6f1c2b1e-7d3a-4c55-9a41-2f0f3c9b8e10';
+    await db('kinds').insert({ id, b: Buffer.from([0, 1, 255]), ids: [id, id], at: new Date('2026-01-02T03:04:05.678Z'), n: '1.50', ok: true });
+    const err = (await db('kinds').insert({ id }).catch((e: unknown) => e)) as Record<string, unknown>;
+    expect(err).toBeInstanceOf(Error);
+    expect(err).toMatchObject({ code: '23505', constraint: 'kinds_pkey', detail: `Key (id)=(${id}) already exists.` });
+    const [row] = await db('kinds').select();
+    expect(row.b).toBeInstanceOf(Uint8Array);
+    expect([...row.b]).toEqual([0, 1, 255]);
+    expect(row.ids).toEqual([id, id]);
+    expect(row.at).toEqual(new Date('2026-01-02T03:04:05.678Z'));
+    expect(row).toMatchObject({ n: '1.50', ok: true });
+  });
+
+  test('a notification reaches its listener before the committing query resolves', async () => {
+    const db = database();
+    let heard = 0;
+    const listener = await db.listen('thread_test', () => (heard += 1), () => undefined);
+    try {
+      for (let i = 1; i <= 5; i++) {
+        await db.raw(`notify thread_test`);
+        expect(heard).toBe(i);
+      }
+    } finally {
+      await listener.close();
+    }
+    await db.raw(`notify thread_test`);
+    expect(heard).toBe(5);
+  });
+});

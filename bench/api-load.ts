@@ -9,6 +9,7 @@
  *   npm run bench:api                                  # 10,000 servers, both engines, 20 s per run
  *   BENCH_ENGINES=pglite BENCH_SERVERS=2000 BENCH_SECONDS=10 BENCH_GENERATORS=fixed-rate BENCH_ROUTES=show npm run bench:api
  *   BENCH_API=separate npm run bench:api             # requests to a `stratus api` beside `up` (PostgreSQL)
+ *   BENCH_SHOWS=4000 BENCH_ROUTES=show npm run bench:api  # every show rendered afresh (none sent as kept)
  *
  * `stratus up` runs as a user runs it: `bin/stratus up` in a child process (the compiled bundle, the
  * node flags bin/node-flags gives `up`, STRATUS_NODE_FLAGS to try others). It is started once to
@@ -49,6 +50,13 @@ const GENERATORS = (process.env.BENCH_GENERATORS ?? 'fixed-rate,autocannon').spl
 const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'list,show,floor').split(','));
 const CHURN_PER_SECOND = Number(process.env.BENCH_CHURN ?? 20);
 /**
+ * How many servers the show row asks for in turn (random ones, each once): the first request of
+ * each is rendered from the database, later ones are sent as kept while nothing changed. The default
+ * 1,000 makes the first 5 s of a 20 s run renders; BENCH_SHOWS=4000 (rate × seconds) makes every
+ * request one, as when each poll finds its server changed (a cloud busy building).
+ */
+const SHOWS = Number(process.env.BENCH_SHOWS ?? 1000);
+/**
  * BENCH_API=separate: the requests go to a `stratus api` process of its own (beside `up`, which keeps
  * Temporal, the conductor and the host agent), as a deployment beyond one machine runs it; its CPU is
  * the one counted. PostgreSQL only: PGlite is one process's.
@@ -72,6 +80,17 @@ interface RunResult {
   dbCpuMs: number;
   /** What the machine itself delayed an idle process meanwhile (bench/stall-probe.ts): the floor under every p99. */
   machine: StallFigures;
+}
+
+/** `count` of `items` in random order, each at most once (all of them, shuffled, if there are fewer). */
+function pickRandom<T>(items: readonly T[], count: number): T[] {
+  const pool = [...items];
+  const n = Math.min(count, pool.length);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(Math.random() * (pool.length - i));
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  return pool.slice(0, n);
 }
 
 /** One run of the load generator, in its own process (bench/api-load-client.ts); the server's CPU is measured meanwhile. */
@@ -218,7 +237,7 @@ async function bench(engine: string): Promise<RunResult[]> {
     // responses kept: the first request for each of them is rendered from the database.
     const warmIds = ids.slice(0, Math.min(300, Math.floor(ids.length / 10))); // a tenth at most: the rest are shown
     const showIds = ids.slice(warmIds.length);
-    const showPaths = Array.from({ length: 1000 }, () => `/v1/servers/${showIds[Math.floor(Math.random() * showIds.length)]!}`);
+    const showPaths = pickRandom(showIds, SHOWS).map((id) => `/v1/servers/${id}`);
 
     // Every route measured is served for a while first (JIT, the validator's lazily compiled schemas,
     // the pool), as a server that has been up for a while would have: lists of the last pages, which

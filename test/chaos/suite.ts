@@ -285,8 +285,8 @@ async function runScenario(scenario: Scenario, env: Env, pools: string[], deadHo
     afterReturn = await waitUntil(async () => (await censusOf(env, prefix, before, pools)).disksByPool[deadHostPool] ?? 0, 60_000);
     if (afterReturn !== 0) problems.push(`${afterReturn} disks still on the returned host after 60 s`);
   }
-  const afterDelete = await deleteAll(env, prefix, before, pools);
-  if (afterDelete !== 0) problems.push(`${afterDelete} servers or things left 45 s after deleting every server`);
+  const { left: afterDelete, what: leftAfterDelete } = await deleteAll(env, prefix, before, pools);
+  if (afterDelete !== 0) problems.push(`${afterDelete} servers or things left 45 s after deleting every server (${leftAfterDelete})`);
   const row: Row = { scenario: scenario.title, census, convergeS, unanswered, replayMismatches, afterDelete, problems };
   const faults = new Map<string, number>();
   for (const s of census.servers.filter((x) => x.status === 'ERROR')) {
@@ -324,13 +324,20 @@ async function censusOf(env: Env, prefix: string, before: LibvirtSnapshot, pools
  * DELETE every server of the scenario and count what is left once nothing has changed for 10 s
  * (or after 45 s). A server stuck in BUILD cannot be deleted: it and what it holds stay counted.
  */
-async function deleteAll(env: Env, prefix: string, before: LibvirtSnapshot, pools: string[]): Promise<number> {
+/** Deletes every server of the scenario; what is left 45 s later (or unchanged for 10 s), and what it is. */
+async function deleteAll(env: Env, prefix: string, before: LibvirtSnapshot, pools: string[]): Promise<{ left: number; what: string }> {
   const rows: Array<{ id: string }> = await env.db('servers').where('name', 'like', `${prefix}-%`).whereNot({ status: 'DELETED' }).select('id');
   await Promise.all(rows.map((r) => env.api.call('DELETE', `/v1/servers/${r.id}`, { token: env.token }).catch(() => undefined)));
-  return waitUntil(async () => {
+  let what = '';
+  const left = await waitUntil(async () => {
     const c = await censusOf(env, prefix, before, pools);
-    return c.servers.filter((s) => s.status !== 'DELETED').length + totalLeaked(c);
+    const servers = c.servers.filter((s) => s.status !== 'DELETED');
+    what = [servers.length > 0 ? `servers ${servers.map((s) => `${s.status}/${s.task_state ?? '-'}`).join(' ')}` : '', ...Object.entries(c.leaked).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`)]
+      .filter(Boolean)
+      .join(', ');
+    return servers.length + totalLeaked(c);
   }, 45_000, 10_000);
+  return { left, what };
 }
 
 /** Polls `count` until it is 0, or unchanged for `stableMs`, or `timeoutMs` passed; returns the last count. */

@@ -11,7 +11,7 @@
 import { HOST_TESTS_REQUIRED, libvirtdPresent, LIBVIRTD_SOCKET } from '../support/gates';
 import { ChaosSuite, SCENARIOS } from './suite';
 
-/** A scenario's bound: 90 s to converge after the fault, a returning host 60 s, deletes 45 s, a restarted `up` 120 s, with room. */
+/** A scenario's bound: 90 s to converge after the fault, a returning host 60 s, deletes 60 s, a restarted `up` 120 s, with room. */
 const SCENARIO_TIMEOUT_MS = 480_000;
 
 if (!HOST_TESTS_REQUIRED && !libvirtdPresent()) {

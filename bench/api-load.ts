@@ -63,7 +63,6 @@ const SHOWS = Number(process.env.BENCH_SHOWS ?? 1000);
  */
 const SEPARATE_API = process.env.BENCH_API === 'separate';
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const PASSWORD = BENCH_PASSWORD;
 
 interface RunResult {
   name: string;
@@ -184,7 +183,7 @@ async function startUp(env: NodeJS.ProcessEnv, api: string): Promise<{ up: Strat
   const up = spawnStratus('up', env);
   try {
     await waitFor('stratus up', async () => ((await fetch(`${api}/readyz`)).ok ? true : undefined), 120_000);
-    const login = await jsonCaller(api)('POST', '/v1/auth/tokens', undefined, { username: 'admin', password: PASSWORD, project: 'admin' });
+    const login = await jsonCaller(api)('POST', '/v1/auth/tokens', undefined, { username: 'admin', password: BENCH_PASSWORD, project: 'admin' });
     if (login.status !== 201) throw new Error(`login: ${login.status} ${JSON.stringify(login.body)}`);
     return { up, token: login.body.token as string, user: login.body.user.id as string, project: login.body.project.id as string };
   } catch (err) {

@@ -17,8 +17,8 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
-import { freePort } from '../core/ports';
 import { startCloud } from '../workers/cloud';
+import { BENCH_PASSWORD, benchUpEnv } from './cloud';
 import { cpuPer, cpuSeconds, freshPostgres, jsonCaller, seedServerTemplate } from './http';
 import { runBench } from './run';
 
@@ -49,32 +49,23 @@ function percentile(sorted: number[], p: number): number {
 async function main(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-bench-batch-'));
   const database = args.db === 'postgres' ? await freshPostgres() : null;
-  const port = await freePort();
-  const temporalPort = await freePort();
   const config = loadConfig({
     ...process.env,
-    STRATUS_DATA_DIR: dataDir,
-    STRATUS_API_PORT: String(port),
-    TEMPORAL_PORT: String(temporalPort),
-    TEMPORAL_UI_PORT: String(await freePort()),
-    STRATUS_ADMIN_PASSWORD: 'bench-password',
-    STRATUS_LIBVIRT_URI: 'test:///default',
-    STRATUS_HOST_NAME: 'bench-host',
+    ...(await benchUpEnv(dataDir)),
     STRATUS_HOST_VCPUS: String(COUNT * 2 + 64),
     STRATUS_HOST_RAM_MB: String((COUNT + 64) * 256),
     STRATUS_HOST_DISK_GB: String((COUNT + 64) * 2),
-    LOG_LEVEL: 'warn',
     STRATUS_QUOTA_SERVERS: '-1', STRATUS_QUOTA_VCPUS: '-1', STRATUS_QUOTA_RAM_MB: '-1', STRATUS_QUOTA_PORTS: '-1', STRATUS_QUOTA_VOLUMES: '-1', STRATUS_QUOTA_VOLUME_GB: '-1',
     ...(database ? { DATABASE_URL: database.url } : {}),
   });
   const started = performance.now();
   const cloud = await startCloud('up', config, createLogger('warn'));
-  const api = `http://127.0.0.1:${port}`;
+  const api = `http://127.0.0.1:${config.api.port}`;
   const call = jsonCaller(api);
   const db = cloud.db!;
   try {
     console.log(`cloud up in ${((performance.now() - started) / 1000).toFixed(1)} s (${args.db}); ${os.cpus().length} cores × ${os.cpus()[0]?.model ?? '?'}`);
-    const { token, template: seeded } = await seedServerTemplate(api, 'bench-password', '10.96.0.0/16');
+    const { token, template: seeded } = await seedServerTemplate(api, BENCH_PASSWORD, '10.96.0.0/16');
     const template = { ...seeded, name: 'member' };
 
     /** POST → ACTIVE of one create, polled every 20 ms. */
@@ -155,7 +146,7 @@ async function main(): Promise<void> {
 
     // The floor: the same Temporal server, bare workflows with the same activities, the same parallelism.
     const measureFloor = async (): Promise<{ rate: number; cpu: string }> => {
-      const address = `127.0.0.1:${temporalPort}`;
+      const address = `127.0.0.1:${config.temporal.port}`;
       const native = await NativeConnection.connect({ address });
       const connection = await Connection.connect({ address });
       const client = new Client({ connection, namespace: config.temporal.namespace });

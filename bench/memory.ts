@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../core/ports';
+import { BENCH_PASSWORD } from './cloud';
 import { freshPostgres, seedServerTemplate } from './http';
 import { cpuSecondsOf, spawnStratus, waitFor, type StratusProcess } from './stratus-process';
 
@@ -26,7 +27,6 @@ const { values: args } = parseArgs({
   },
 });
 const COUNT = Number(args.count);
-const PASSWORD = 'bench-password';
 
 /** Resident set (MiB) of a process and its descendants, except the Temporal CLI (counted apart). */
 function rssMiB(pid: number): { total: number; parts: Record<string, number> } {
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   const common = {
     STRATUS_DATA_DIR: dataDir,
     STRATUS_LIBVIRT_URI: 'test:///default',
-    STRATUS_ADMIN_PASSWORD: PASSWORD,
+    STRATUS_ADMIN_PASSWORD: BENCH_PASSWORD,
     LOG_LEVEL: 'warn',
     ...(database ? { DATABASE_URL: database.url } : {}),
   };
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
       STRATUS_HOST_DISK_GB: '100000',
       STRATUS_METRICS_PORT: String(agentMetricsPort),
     });
-    const { token, call, template } = await seedServerTemplate(api, PASSWORD, '10.80.0.0/16');
+    const { token, call, template } = await seedServerTemplate(api, BENCH_PASSWORD, '10.80.0.0/16');
     await waitFor('the second host', async () => {
       const hosts = (await call('GET', '/v1/hosts', token)).body.hosts as Array<{ name: string; state?: string }>;
       return hosts.some((h) => h.name === 'bench-agent') ? true : undefined;

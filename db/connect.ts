@@ -10,9 +10,9 @@ import knex, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 import pg from 'pg';
 import type { Config } from '../core/config';
-import { PgliteThread } from './pglite-thread';
 import { MissingDependency } from '../core/errors';
 import { type Logger, silentLogger } from '../core/log';
+import { PgliteThread } from './pglite-thread';
 
 export type DatabaseConfig = Config['database'] | { kind: 'pglite-memory' };
 export type Engine = 'postgres' | 'pglite';

@@ -4,6 +4,7 @@
  * (db/pglite-thread.ts). Both speak the same SQL.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import knex, { type Knex } from 'knex';
@@ -30,6 +31,16 @@ export type Database = Knex & {
    * listener is then dead (listen again).
    */
   listen(channel: string, onNotify: () => void, onLost: (err: Error) => void): Promise<Listener>;
+  /**
+   * Runs a statement whose text never changes (values as $1, $2 …) on a pooled connection and
+   * returns its rows, for the hottest reads (a server's show). On PostgreSQL it is a named prepared
+   * statement: each connection parses and plans it once, where knex would send it to be planned
+   * anew each time (~0.5 ms of the backend's CPU for a show's query, more than running it) after
+   * building it again (~0.5 ms of ours); on PGlite, likewise in its session (PgliteThread.prepared).
+   * Never inside a transaction: it takes a connection of the pool's. Reported to knex's 'query'
+   * listeners like any other query.
+   */
+  prepared<Row>(sql: string, values: ReadonlyArray<string | number | null>): Promise<Row[]>;
 };
 
 export interface Listener {
@@ -208,10 +219,46 @@ class PgLiteClient extends (ClientPgLite as unknown as new (config: Knex.Config)
   }
 }
 
+/** What `prepared` needs of knex's client: its pool, and its 'query' event. */
+interface PoolClient {
+  acquireConnection(): Promise<RawConnection>;
+  releaseConnection(connection: RawConnection): Promise<unknown>;
+  emit(event: 'query', query: { sql: string; bindings: ReadonlyArray<string | number | null>; method: string; __knexUid?: string }): boolean;
+}
+/** A pooled connection: node-postgres's Client, or the PgliteThread (the pool's only one). */
+type RawConnection = {
+  __knexUid?: string;
+  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  prepared?: PgliteThread['prepared'];
+};
+
 function asDatabase(instance: Knex, engine: Engine, location: string, destroy: () => Promise<void>, listen: Database['listen']): Database {
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => (closing ??= destroy());
-  return Object.assign(instance, { engine, location, close, listen });
+  const client = instance.client as PoolClient;
+  const names = new Map<string, string>();
+  // The name is the text's hash: two texts never share one (the server would refuse), and the
+  // same text gets the same name on every connection.
+  const nameOf = (sql: string) => {
+    let name = names.get(sql);
+    if (name === undefined) {
+      name = `stratus_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+      names.set(sql, name);
+    }
+    return name;
+  };
+  const prepared = async <Row>(sql: string, values: ReadonlyArray<string | number | null>): Promise<Row[]> => {
+    const connection = await client.acquireConnection();
+    try {
+      client.emit('query', { sql, bindings: values, method: 'select', ...(connection.__knexUid ? { __knexUid: connection.__knexUid } : {}) });
+      const name = nameOf(sql);
+      const result = connection.prepared ? await connection.prepared(name, sql, values as Array<string | number | null>) : await connection.query({ name, text: sql, values: [...values] });
+      return result.rows as Row[];
+    } finally {
+      await client.releaseConnection(connection);
+    }
+  };
+  return Object.assign(instance, { engine, location, close, listen, prepared });
 }
 
 /**

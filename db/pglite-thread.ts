@@ -16,8 +16,11 @@ import { types } from '@electric-sql/pglite';
 /** The worker's code, evaluated from this string so that tsx, Jest and the bundle need no file of it. */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { PGlite } = require(workerData.entry);
+const { PGlite, protocol, parse } = require(workerData.entry);
 const db = new PGlite(workerData.dataDir, workerData.options);
+// Named statements this session has parsed (see prepared below).
+const parsed = new Set();
+const send = async (message) => (await db.execProtocol(message, { syncToFs: false })).messages;
 // Every value leaves as PostgreSQL's text; the caller's thread parses it (decode in pglite-thread.ts).
 const text = (value) => value;
 db.parsers = new Proxy({}, { get: () => text });
@@ -36,6 +39,26 @@ parentPort.on('message', async (m) => {
     let result;
     if (m.op === 'query') {
       const r = await db.query(m.sql, m.params, { ...m.options, rowMode: 'array' });
+      result = { fields: r.fields, rows: r.rows, affectedRows: r.affectedRows };
+    }
+    else if (m.op === 'prepared') {
+      // PGlite's query() parses and plans every statement anew; this parses a named one once and
+      // then only binds and executes it (the extended protocol, as node-postgres does with a name).
+      const r = await db.runExclusive(async () => {
+        const messages = [];
+        try {
+          if (!parsed.has(m.name)) {
+            messages.push(...(await send(protocol.serialize.parse({ name: m.name, text: m.sql, types: [] }))));
+            parsed.add(m.name);
+          }
+          messages.push(...(await send(protocol.serialize.bind({ statement: m.name, values: m.params.map((v) => (v === null || v === undefined ? null : String(v))) }))));
+          messages.push(...(await send(protocol.serialize.describe({ type: 'P' }))));
+          messages.push(...(await send(protocol.serialize.execute({}))));
+        } finally {
+          messages.push(...(await send(protocol.serialize.sync())));
+        }
+        return parse.parseResults(messages, db.parsers, { rowMode: 'array' })[0];
+      });
       result = { fields: r.fields, rows: r.rows, affectedRows: r.affectedRows };
     }
     else if (m.op === 'listen') unlisten.set(m.listener, await db.listen(m.channel, () => parentPort.postMessage({ notify: m.listener })));
@@ -125,6 +148,14 @@ export class PgliteThread {
 
   async query(sql: string, params?: unknown[], options?: { rowMode?: 'array' | 'object' }): Promise<QueryResults> {
     return decode((await this.call({ op: 'query', sql, params, options })) as RawResults, options?.rowMode ?? 'object', this.arrays);
+  }
+
+  /**
+   * Runs the statement named `name` (its text `sql`, parsed on first use, then kept by the session)
+   * with `params` (strings or numbers; $1, $2 …): planned once, where `query` plans every time.
+   */
+  async prepared(name: string, sql: string, params: ReadonlyArray<string | number | null>): Promise<QueryResults> {
+    return decode((await this.call({ op: 'prepared', name, sql, params })) as RawResults, 'object', this.arrays);
   }
 
   /** LISTENs on `channel`; resolves to what stops it. */

@@ -8,6 +8,7 @@ import { distinctUuids } from '../batch';
 import { isUuid } from '../ids';
 import { byCreation, pageOf, pageSelect, paginate } from '../pagination';
 import type { Knex } from 'knex';
+import type { Database } from '../connect';
 import type { Page, PageRequest, Queryable } from '../types';
 import type * as flavors from './flavors';
 import * as operations from './operations';
@@ -249,7 +250,13 @@ type OperationJson = [id: string, status: operations.OperationStatus, workflowId
 const TIMESTAMPS = new Set(['created_at', 'updated_at', 'deleted_at']);
 
 async function readWithRelations(query: Knex.QueryBuilder): Promise<Array<{ details: ServerWithRelations; keys: string[] }>> {
-  const [row] = (await query) as Array<{ servers: unknown[][] | null }>;
+  return decodeWithRelations((await query) as WithRelationsRow[]);
+}
+
+/** What selectWithRelations returns: one row, whose one column is every server's array. */
+type WithRelationsRow = { servers: unknown[][] | null };
+
+function decodeWithRelations([row]: readonly WithRelationsRow[]): Array<{ details: ServerWithRelations; keys: string[] }> {
   return (row?.servers ?? []).map((a) => {
     const columns: Record<string, unknown> = {};
     COLUMNS.forEach((c, i) => {
@@ -284,8 +291,23 @@ export async function listWithRelations(db: Queryable, page: PageRequest & Serve
 /** `get` with the server's relations, in one query. */
 export async function getWithRelations(db: Queryable, id: string): Promise<ServerWithRelations | null> {
   if (!isUuid(id)) return null;
-  const [found] = await readWithRelations(selectWithRelations(db, db('servers').select(COLUMNS).where({ id }), 0));
+  const query = (on: Queryable, value: string) => selectWithRelations(on, on('servers').select(COLUMNS).where({ id: value }), 0);
+  // A server's show is the read clients poll most: outside a transaction it runs as a statement
+  // prepared once per connection (Database.prepared), its text built by knex once.
+  const rows = 'prepared' in db && !db.isTransaction ? await (db as Database).prepared<WithRelationsRow>((showSql ??= nativeSql(query(db, SQL_SENTINEL))), [id]) : await query(db, id);
+  const [found] = decodeWithRelations(rows as WithRelationsRow[]);
   return found?.details ?? null;
+}
+
+/** getWithRelations's text, with the id as $1. */
+let showSql: string | undefined;
+const SQL_SENTINEL = '00000000-0000-4000-8000-00000000c0de';
+
+/** A query's text for PostgreSQL, whose one binding must be SQL_SENTINEL (then $1). */
+function nativeSql(query: Knex.QueryBuilder): string {
+  const native = query.toSQL().toNative();
+  if (native.bindings.length !== 1 || native.bindings[0] !== SQL_SENTINEL) throw new Error(`expected one binding, the sentinel, in: ${native.sql}`);
+  return native.sql;
 }
 
 /** The relations of servers already read (in one query), in their order. */

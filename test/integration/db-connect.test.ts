@@ -95,6 +95,37 @@ describe.each(engines)('engine parity on $name', (engine) => {
     expect(rows[0].j).toEqual({ a: [1, 2] });
     expect(rows[0].arr).toEqual(['x', 'y']);
   });
+
+  test('prepared statements: the rows knex would give, concurrent calls apart, an error leaves the statement usable', async () => {
+    const db = database();
+    const sql = `select $1::text as s, $2::int8 + 1 as n, '2026-01-02T03:04:05Z'::timestamptz as ts, '{"a":[1]}'::jsonb as j, array['x']::text[] as arr, 1 / $2::int as q`;
+    const [row] = await db.prepared<Record<string, unknown>>(sql, ['one', 1]);
+    expect(row).toEqual((await db.raw(sql.replace('$1', '?').replaceAll('$2', '?'), ['one', 1, 1])).rows[0]);
+    expect(row!.ts).toBeInstanceOf(Date);
+    expect(row!.n).toBe(2);
+    // Many at once (PGlite: one session, taken in turn through knex's pool of one).
+    const many = await Promise.all(Array.from({ length: 20 }, (_, i) => db.prepared<{ s: string; n: number }>(sql, [`v${i}`, i + 1])));
+    expect(many.map(([r]) => [r!.s, r!.n])).toEqual(Array.from({ length: 20 }, (_, i) => [`v${i}`, i + 2]));
+    // A failing execution (division by zero) rejects with the driver's fields, and the statement runs again after it.
+    await expect(db.prepared(sql, ['zero', 0])).rejects.toMatchObject({ code: '22012' });
+    expect((await db.prepared<{ s: string }>(sql, ['again', 3]))[0]!.s).toBe('again');
+    // Named, so parsed once per session: the statement listing them sees itself.
+    const listed = await db.prepared<{ name: string }>(`select name from pg_prepared_statements where statement = $1`, [`select name from pg_prepared_statements where statement = $1`]);
+    expect(listed.map((r) => r.name)).toEqual([expect.stringMatching(/^stratus_[0-9a-f]{20}$/)]);
+  });
+
+  test('prepared statements are reported to knex\'s query listeners', async () => {
+    const db = database();
+    const seen: string[] = [];
+    const onQuery = (q: { sql: string }) => seen.push(q.sql);
+    db.on('query', onQuery);
+    try {
+      await db.prepared('select $1::text as x', ['y']);
+    } finally {
+      db.off('query', onQuery);
+    }
+    expect(seen).toEqual(['select $1::text as x']);
+  });
 });
 
 describe('PGlite on a thread of its own', () => {

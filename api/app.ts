@@ -16,6 +16,7 @@ import { rejectNulCharacters } from './body';
 import { openstackRouter } from './openstack';
 import { docsRouter, OPENAPI_PATH } from './docs';
 import { idempotency } from './idempotency';
+import { routeByPrefix } from './prefix-router';
 import { notFoundHandler, problemMiddleware } from './problem';
 import { requestContext } from './request-context';
 import { rememberValidatorRoutes } from './validator-routes';
@@ -89,18 +90,22 @@ export function createApp({ config, db, temporal, identity, log, images, validat
     }),
   );
   app.use(idempotency({ db, identity }));
-  app.use(identityRouter({ db, identity, config }));
-  app.use(hostsRouter({ db, identity, heartbeatSeconds, ratios: config.scheduler?.ratios ?? DEFAULT_RATIOS }));
-  app.use(serverGroupsRouter({ db, identity }));
-  app.use(quotasRouter({ db, identity, defaults: quotaDefaults }));
-  app.use(flavorsRouter({ db, identity }));
-  app.use(networksRouter({ db, identity, quotaDefaults }));
-  app.use(imagesRouter({ db, identity, ...images }));
-  app.use(serversRouter({ db, temporal, config, identity, quotaDefaults, ...(changes ? { changes } : {}) }));
-  app.use(volumesRouter({ db, temporal, config, identity, quotaDefaults }));
-  app.use(batchesRouter({ db, temporal, config, identity }));
-  app.use(leftoversRouter({ db, identity }));
-  app.use(usageRouter({ db, identity }));
+  app.use(
+    routeByPrefix([
+      identityRouter({ db, identity, config }),
+      hostsRouter({ db, identity, heartbeatSeconds, ratios: config.scheduler?.ratios ?? DEFAULT_RATIOS }),
+      serverGroupsRouter({ db, identity }),
+      quotasRouter({ db, identity, defaults: quotaDefaults }),
+      flavorsRouter({ db, identity }),
+      networksRouter({ db, identity, quotaDefaults }),
+      imagesRouter({ db, identity, ...images }),
+      serversRouter({ db, temporal, config, identity, quotaDefaults, ...(changes ? { changes } : {}) }),
+      volumesRouter({ db, temporal, config, identity, quotaDefaults }),
+      batchesRouter({ db, temporal, config, identity }),
+      leftoversRouter({ db, identity }),
+      usageRouter({ db, identity }),
+    ]),
+  );
   app.use(notFoundHandler);
   app.use(problemMiddleware);
   return app;

@@ -23,15 +23,32 @@ export function rememberValidatorRoutes(): void {
   const requireFromValidator = createRequire(require.resolve('express-openapi-validator'));
   const pathToRegexp = requireFromValidator('path-to-regexp') as { pathToRegexp: Compile };
   const compile = pathToRegexp.pathToRegexp;
-  const compiled = new Map<string, unknown>();
+  // By options, then by template. The validator passes { sensitive, strict } (a new object for
+  // each of the ~80 templates of every request): those two flags make the key without building a
+  // string; options of any other shape are keyed by their JSON.
+  const compiled = new Map<string, Map<string, unknown>>();
+  let size = 0;
   pathToRegexp.pathToRegexp = (path, options) => {
-    const key = `${path}\0${options ? JSON.stringify(options) : ''}`;
-    let found = compiled.get(key);
+    const flags = flagsOf(options);
+    let byPath = compiled.get(flags);
+    if (byPath === undefined) compiled.set(flags, (byPath = new Map()));
+    let found = byPath.get(path);
     if (found === undefined) {
       found = compile(path, options);
       // Templates are few; a caller compiling request paths would not grow this without bound.
-      if (compiled.size < MAX_TEMPLATES) compiled.set(key, found);
+      if (size < MAX_TEMPLATES) {
+        byPath.set(path, found);
+        size += 1;
+      }
     }
     return found;
   };
+}
+
+const FLAG_KEYS: Readonly<Record<string, true>> = { sensitive: true, strict: true };
+
+function flagsOf(options: Record<string, unknown> | undefined): string {
+  if (options === undefined) return '';
+  for (const key in options) if (!FLAG_KEYS[key]) return JSON.stringify(options);
+  return options.sensitive ? (options.strict ? 'sensitive,strict' : 'sensitive') : options.strict ? 'strict' : 'none';
 }

@@ -21,4 +21,10 @@ test('a template compiles once per options, and matches as before', () => {
   expect(first.regexp.exec('/v1/servers/4f0c')?.[1]).toBe('4f0c');
   expect(first.regexp.exec('/v1/servers/4f0c')?.[1]).toBe('4f0c'); // no lastIndex state between uses
   expect(first.regexp.exec('/v1/volumes/4f0c')).toBeNull();
+  // Keyed by the two flags the validator passes, or else by the options' JSON: other options are never conflated.
+  expect(pathToRegexp()('/v1/servers/:server_id', {})).toBe(first);
+  const open = pathToRegexp()('/v1/servers/:server_id', { end: false });
+  expect(open).not.toBe(first);
+  expect(open.regexp.exec('/v1/servers/4f0c/console')?.[1]).toBe('4f0c');
+  expect(pathToRegexp()('/v1/servers/:server_id', { end: false })).toBe(open);
 });

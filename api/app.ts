@@ -13,7 +13,7 @@ import { createHostService } from '../services/hosts';
 import type { IdentityService } from '../services/identity';
 import { authenticateFirst } from './auth';
 import { rejectNulCharacters } from './body';
-import { openstackRouter } from './openstack';
+import { OPENSTACK_PATHS, openstackRouter } from './openstack';
 import { docsRouter, OPENAPI_PATH } from './docs';
 import { idempotency } from './idempotency';
 import { routeByPrefix } from './prefix-router';
@@ -60,7 +60,9 @@ export function createApp({ config, db, temporal, identity, log, images, validat
   const quotaDefaults = config.quotas ?? DEFAULT_QUOTAS;
   // The OpenStack-compatible surface (Keystone, Nova, Glance, Neutron, Cinder): its own body parsing,
   // tokens and error shapes, over the same services as /v1.
-  app.use(openstackRouter({ config, db, temporal, identity, quotaDefaults, images }));
+  // Entered only under its own prefixes: a /v1 request does not walk its routers (api/prefix-router.ts says why).
+  const openstack = openstackRouter({ config, db, temporal, identity, quotaDefaults, images });
+  app.use((req, res, next) => (OPENSTACK_PATHS.test(req.path) ? openstack(req, res, next) : next()));
   app.use(express.json({ limit: '1mb' }));
   app.use(rejectNulCharacters);
   app.use(docsRouter());

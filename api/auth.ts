@@ -17,7 +17,6 @@ export function authenticate(identity: IdentityService): RequestHandler {
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match?.[1]) throw new Unauthorized('send a token: Authorization: Bearer <token> (get one from POST /v1/auth/tokens)');
     req.auth = await identity.resolveToken(match[1]);
-    req.log = req.log.child({ user: req.auth.user.name, project: req.auth.project.name });
     next();
   };
 }

@@ -8,7 +8,6 @@ export function tokenAuth(identity: IdentityService): RequestHandler {
     const token = req.get('x-auth-token') ?? /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
     if (!token) throw new Unauthorized('The request you have made requires authentication (send X-Auth-Token).');
     req.auth = await identity.resolveToken(token);
-    req.log = req.log.child({ user: req.auth.user.name, project: req.auth.project.name });
     next();
   };
 }

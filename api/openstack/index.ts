@@ -40,8 +40,11 @@ export interface OpenStackDeps extends OperationDeps {
   images: Pick<ImageRoutesDeps, 'store' | 'signer'>;
 }
 
-/** The paths the compat surface owns (the /v1 validator and the /v1 404 stay out of them). */
-export const OPENSTACK_PATHS = new RegExp(`^(${Object.values(MOUNTS).join('|')})(/|$)`);
+/**
+ * The paths the compat surface owns (the /v1 validator and the /v1 404 stay out of them): the API
+ * enters its router only for these. Case-insensitive, as Express routes.
+ */
+export const OPENSTACK_PATHS = new RegExp(`^(${Object.values(MOUNTS).join('|')})(/|$)`, 'i');
 
 export function openstackRouter(deps: OpenStackDeps): Router {
   const root = Router();

@@ -14,6 +14,7 @@
  *   coordinated-omission correction uses an expected interval of ceil(1/rate) = 1 ms (not
  *   1000/rate ms), which adds a synthetic sample per millisecond of every response.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import autocannon from 'autocannon';
 
@@ -71,12 +72,15 @@ async function runFixedRate({ url, token, paths, connections, rate, seconds }: L
   const total = Math.round(rate * seconds);
   const interval = 1000 / rate;
   const latencies: number[] = [];
+  /** BENCH_TRACE=file: each request's due time (ms from the start) and latency, appended as CSV, to see when the slow ones came. */
+  const trace: string[] = [];
   let failed = 0;
   let settled = 0;
   const reasons: string[] = [];
   return new Promise((resolve) => {
     const finish = () => {
       agent.destroy();
+      if (process.env.BENCH_TRACE) fs.appendFileSync(process.env.BENCH_TRACE, trace.join(''));
       latencies.sort((a, b) => a - b);
       const round = (ms: number) => Math.round(ms * 10) / 10;
       resolve({ p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), max: round(latencies.at(-1) ?? 0), ok: latencies.length, failed, reasons });
@@ -94,6 +98,7 @@ async function runFixedRate({ url, token, paths, connections, rate, seconds }: L
           res.on('end', () => {
             if (res.statusCode !== 200) return fail(`${res.statusCode} on ${paths[i % paths.length]}`);
             latencies.push(performance.now() - due);
+            if (process.env.BENCH_TRACE) trace.push(`${seconds},${(due - start).toFixed(1)},${(performance.now() - due).toFixed(2)}\n`);
             if (++settled === total) finish();
           });
         },

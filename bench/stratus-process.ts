@@ -15,9 +15,14 @@ export interface StratusProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `bin/stratus <role>` with `env` over this process's; its stderr is this process's. */
+/**
+ * Starts `bin/stratus <role>` with `env` over this process's; its stderr is this process's, its stdout
+ * is dropped, or appended to the file BENCH_STRATUS_STDOUT names (e.g. with --trace-gc in STRATUS_NODE_FLAGS).
+ */
 export function spawnStratus(role: 'up' | 'api' | 'conductor' | 'agent', env: NodeJS.ProcessEnv): StratusProcess {
-  const child = spawn(path.join(ROOT, 'bin/stratus'), [role], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const stdout = process.env.BENCH_STRATUS_STDOUT ? fs.openSync(process.env.BENCH_STRATUS_STDOUT, 'a') : 'ignore';
+  const child = spawn(path.join(ROOT, 'bin/stratus'), [role], { env: { ...process.env, ...env }, stdio: ['ignore', stdout, 'inherit'] });
+  if (typeof stdout === 'number') fs.closeSync(stdout);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.on('exit', (code, signal) => {
     if (code !== 0 && signal !== 'SIGTERM') console.error(`stratus ${role} exited: ${code ?? signal}`);

@@ -46,8 +46,12 @@ const RATE = Number(process.env.BENCH_RATE ?? 200);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const ENGINES = (process.env.BENCH_ENGINES ?? 'postgres,pglite').split(',');
 const GENERATORS = (process.env.BENCH_GENERATORS ?? 'fixed-rate,autocannon').split(',') as Generator[];
-/** Which rows to run: list, show, floor, and (not by default) list-churn: lists while servers are written. */
-const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'list,show,floor').split(','));
+/**
+ * Which rows to run: list, show, floor (`/healthz` of the same `up`), bare (a bare Node HTTP server:
+ * what the machine and Node cost per request, once for all engines), and (not by default)
+ * list-churn: lists while servers are written.
+ */
+const ROUTES = new Set((process.env.BENCH_ROUTES ?? 'list,show,floor,bare').split(','));
 const CHURN_PER_SECOND = Number(process.env.BENCH_CHURN ?? 20);
 /**
  * How many servers the show row asks for in turn (random ones, each once): the first request of
@@ -284,6 +288,20 @@ async function bench(engine: string): Promise<RunResult[]> {
   }
 }
 
+/** The rows of a bare Node HTTP server (bench/bare-server.ts), each generator in turn. */
+async function bare(): Promise<RunResult[]> {
+  const child = fork(path.join(__dirname, 'bare-server.ts'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve) => child.once('message', (p: number) => resolve(p)));
+  const server: StratusProcess = { child, stop: async () => void child.kill() };
+  try {
+    const results: RunResult[] = [];
+    for (const generator of GENERATORS) results.push(await load('floor: bare Node http', generator, `http://127.0.0.1:${port}`, 'none', ['/healthz'], server, async () => 0));
+    return results;
+  } finally {
+    child.kill();
+  }
+}
+
 async function main(): Promise<void> {
   const cpus = os.cpus();
   console.log(`bench:api — ${SERVERS} servers, ${CONNECTIONS} connections offering ${RATE} req/s for ${SECONDS} s per run (${GENERATORS.join(', ')})`);
@@ -294,6 +312,13 @@ async function main(): Promise<void> {
   for (const engine of ENGINES.filter((e) => !SEPARATE_API || e === 'postgres')) {
     for (const r of await bench(engine)) {
       const row = `${engine.padEnd(9)} ${r.name.padEnd(29)} p50 ${String(r.p50).padStart(5)} ms   p99 ${String(r.p99).padStart(5)} ms   max ${String(r.max).padStart(5)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${engine === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}   machine: ${r.machine.stalls} stalls > 10 ms (max ${r.machine.max} ms), steal ${r.machine.stealPercent}%${r.reasons.length > 0 ? `   first errors: ${r.reasons.join('; ')}` : ''}`;
+      console.log(row);
+      rows.push(row);
+    }
+  }
+  if (ROUTES.has('bare')) {
+    for (const r of await bare()) {
+      const row = `${'node'.padEnd(9)} ${r.name.padEnd(29)} p50 ${String(r.p50).padStart(5)} ms   p99 ${String(r.p99).padStart(5)} ms   max ${String(r.max).padStart(5)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms   machine: ${r.machine.stalls} stalls > 10 ms (max ${r.machine.max} ms), steal ${r.machine.stealPercent}%`;
       console.log(row);
       rows.push(row);
     }

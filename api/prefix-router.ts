@@ -18,7 +18,7 @@ interface Stacked {
 }
 
 /** `/v1/servers/abc` → `/v1/servers`; lower case, as routing is case-insensitive. */
-function prefixOf(path: string): string {
+export function prefixOf(path: string): string {
   const second = path.indexOf('/', 1);
   const third = second < 0 ? -1 : path.indexOf('/', second + 1);
   return (third < 0 ? path : path.slice(0, third)).toLowerCase();
@@ -32,10 +32,15 @@ function prefixesOf(router: IRouter): Set<string> | null {
     if (path === undefined) continue; // path-scoped middleware: applies under the routes' prefixes
     if (typeof path !== 'string') return null;
     const prefix = prefixOf(path);
-    if (/[:*(){}?+]/.test(prefix)) return null;
+    if (!isLiteral(prefix)) return null;
     prefixes.add(prefix);
   }
   return prefixes;
+}
+
+/** Whether a route template's prefix is plain text (no parameter or pattern in it). */
+export function isLiteral(prefix: string): boolean {
+  return !/[:*(){}?+]/.test(prefix);
 }
 
 export function routeByPrefix(routers: readonly IRouter[]): RequestHandler {

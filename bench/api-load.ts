@@ -309,20 +309,15 @@ async function main(): Promise<void> {
   if (SEPARATE_API) console.log(`requests go to a \`stratus api\` process of its own (node flags \`${nodeFlagsOf('api') || '(none)'}\`); PostgreSQL only`);
   console.log(`cores: ${cpus.length} × ${cpus[0]?.model ?? '?'}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const rows: string[] = [];
+  const print = (label: string, r: RunResult) => {
+    const row = `${label.padEnd(9)} ${r.name.padEnd(29)} p50 ${String(r.p50).padStart(5)} ms   p99 ${String(r.p99).padStart(5)} ms   max ${String(r.max).padStart(5)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${label === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}   machine: ${r.machine.stalls} stalls > 10 ms (max ${r.machine.max} ms), steal ${r.machine.stealPercent}%${r.reasons.length > 0 ? `   first errors: ${r.reasons.join('; ')}` : ''}`;
+    console.log(row);
+    rows.push(row);
+  };
   for (const engine of ENGINES.filter((e) => !SEPARATE_API || e === 'postgres')) {
-    for (const r of await bench(engine)) {
-      const row = `${engine.padEnd(9)} ${r.name.padEnd(29)} p50 ${String(r.p50).padStart(5)} ms   p99 ${String(r.p99).padStart(5)} ms   max ${String(r.max).padStart(5)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms${engine === 'postgres' ? `, PostgreSQL ${r.dbCpuMs.toFixed(1)} ms` : ''}   machine: ${r.machine.stalls} stalls > 10 ms (max ${r.machine.max} ms), steal ${r.machine.stealPercent}%${r.reasons.length > 0 ? `   first errors: ${r.reasons.join('; ')}` : ''}`;
-      console.log(row);
-      rows.push(row);
-    }
+    for (const r of await bench(engine)) print(engine, r);
   }
-  if (ROUTES.has('bare')) {
-    for (const r of await bare()) {
-      const row = `${'node'.padEnd(9)} ${r.name.padEnd(29)} p50 ${String(r.p50).padStart(5)} ms   p99 ${String(r.p99).padStart(5)} ms   max ${String(r.max).padStart(5)} ms   served ${r.served.toFixed(0).padStart(4)} req/s   errors ${r.errors}   CPU/req: server ${r.cpuMs.toFixed(1)} ms   machine: ${r.machine.stalls} stalls > 10 ms (max ${r.machine.max} ms), steal ${r.machine.stealPercent}%`;
-      console.log(row);
-      rows.push(row);
-    }
-  }
+  if (ROUTES.has('bare')) for (const r of await bare()) print('node', r);
   console.log(`\nsummary (load average now ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}):\n${rows.join('\n')}`);
 }
 
